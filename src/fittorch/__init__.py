@@ -1,0 +1,28 @@
+"""fittorch: a complete, correct and fast PyTorch training loop.
+
+>>> import fittorch as ft
+>>> trainer = ft.Trainer(model, loss="cross_entropy", optimizer="adam", lr=1e-3)
+>>> history = trainer.fit((X_train, y_train), val=(X_test, y_test), epochs=100, batch_size=32)
+
+Heavy parts (matplotlib, scikit-learn, torchmetrics, pandas) are imported only when used.
+"""
+
+from __future__ import annotations
+
+from ._version import __version__
+from .callbacks import Callback, ProgressBar
+from .errors import (CheckpointError, ConfigError, DataError, DataTypeError, FittorchError, ModelError,
+                     NotFittedError, TrainingError)
+from .history import History
+from .models import MLP, build_model
+from .seeding import seed_everything
+from .serialization import load_model as load
+from .serialization import save_model as save
+from .state import TrainState
+from .trainer import Trainer, fit
+
+__all__ = [
+    "__version__", "Trainer", "fit", "History", "TrainState", "Callback", "ProgressBar", "MLP", "build_model",
+    "save", "load", "seed_everything", "FittorchError", "ConfigError", "DataError", "DataTypeError",
+    "ModelError", "NotFittedError", "CheckpointError", "TrainingError",
+]

@@ -1,0 +1,6 @@
+"""Callbacks: plain objects with no-op ``on_*`` hooks (see :mod:`fittorch.callbacks.base`)."""
+
+from .base import Callback
+from .progress import ProgressBar
+
+__all__ = ["Callback", "ProgressBar"]

@@ -1,0 +1,67 @@
+"""The callback protocol.
+
+A callback is a plain object with no-op ``on_*`` methods; override the ones you need.
+The loop calls them in this order (see ``fittorch/loop.py``, where every call is visible)::
+
+    on_fit_start
+    for each epoch:
+        on_epoch_start
+        for each batch:
+            [train step: forward, loss, zero_grad, backward]
+            on_after_backward          # gradients exist; clip or inspect them here
+            [optimizer step]
+            on_train_batch_end         # loss is a device tensor: don't .item() it here
+        on_validation_end              # only when there is validation data
+        on_epoch_end                   # the epoch's row is in trainer.state.history
+        (stop if trainer.state.should_stop)
+    on_fit_end                         # always, also after an error or an interrupt
+
+Per-batch hooks are only called on callbacks that override them, so a callback that
+doesn't need them costs nothing per step. To stop training, set
+``trainer.state.should_stop = True`` (and ``stop_reason``); never raise.
+
+A callback with state implements ``state_dict``/``load_state_dict``; that state is
+saved in checkpoints and restored on resume.
+"""
+
+from __future__ import annotations
+
+
+class Callback:
+    """Base class: every hook is a no-op."""
+
+    def on_fit_start(self, trainer) -> None:
+        pass
+
+    def on_epoch_start(self, trainer) -> None:
+        pass
+
+    def on_after_backward(self, trainer) -> None:
+        pass
+
+    def on_train_batch_end(self, trainer, loss) -> None:
+        pass
+
+    def on_validation_end(self, trainer, metrics: dict) -> None:
+        pass
+
+    def on_epoch_end(self, trainer, row: dict) -> None:
+        pass
+
+    def on_fit_end(self, trainer) -> None:
+        pass
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
+
+
+PER_BATCH_HOOKS = ("on_after_backward", "on_train_batch_end")
+
+
+def overrides(callback, hook: str) -> bool:
+    """True when ``callback`` defines ``hook`` itself rather than inheriting the no-op."""
+    method = getattr(type(callback), hook, None)
+    return method is not None and method is not getattr(Callback, hook)

@@ -1,0 +1,126 @@
+"""Datasets and DataLoaders: the path for data that is not a pair of in-memory arrays."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import torch
+from torch.utils.data import DataLoader, Dataset, IterableDataset, Sampler
+
+from ..seeding import epoch_generator
+from .convert import map_structure
+
+
+class EpochSampler(Sampler):
+    """Yields the seeded order of one epoch, from a given position (for exact resume)."""
+
+    def __init__(self, n: int, order: torch.Tensor | None, start: int = 0):
+        self.n, self.order, self.start = n, order, start
+
+    def __iter__(self):
+        idx = range(self.n) if self.order is None else self.order.tolist()
+        return iter(idx[self.start :] if self.start else idx)
+
+    def __len__(self) -> int:
+        return (self.n if self.order is None else len(self.order)) - self.start
+
+
+def _seed_worker(worker_id: int) -> None:
+    # Each worker gets torch's per-worker seed (base_seed + id); derive numpy/random from it
+    # so augmentations that use them are reproducible too.
+    import random
+
+    import numpy as np
+
+    seed = torch.initial_seed() % 2**32
+    np.random.seed(seed)
+    random.seed(seed)
+
+
+def split_batch(batch):
+    """A DataLoader batch -> ``(inputs, target)``: the last element is the target."""
+    if isinstance(batch, dict):
+        for key in ("target", "y", "label", "labels"):
+            if key in batch:
+                rest = {k: v for k, v in batch.items() if k != key}
+                return rest, batch[key]
+        return batch, None
+    if isinstance(batch, (tuple, list)):
+        if len(batch) == 1:
+            return (batch[0],), None
+        if len(batch) == 2:
+            return (batch[0],), batch[1]
+        return tuple(batch[:-1]), batch[-1]
+    return (batch,), None
+
+
+class LoaderData:
+    """Wraps a map-style Dataset (batched by fittorch) or a ready DataLoader (used as given)."""
+
+    kind = "loader"
+
+    def __init__(self, data, *, num_workers: int = 0, pin_memory: bool = False):
+        self.loader = data if isinstance(data, DataLoader) else None
+        self.dataset = data.dataset if isinstance(data, DataLoader) else data
+        self.num_workers = num_workers
+        self.pin_memory = pin_memory
+        self.iterable = isinstance(self.dataset, IterableDataset)
+        self._worker_seed = 0
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def num_batches(self, batch_size: int, drop_last: bool = False) -> int | None:
+        if self.loader is not None:
+            try:
+                return len(self.loader)
+            except TypeError:
+                return None
+        try:
+            n = len(self.dataset)
+        except TypeError:
+            return None
+        return n // batch_size if drop_last else math.ceil(n / batch_size)
+
+    def epoch_order(self, seed: int, epoch: int, shuffle: bool, *, rank: int = 0, world_size: int = 1):
+        if self.loader is not None or self.iterable:
+            if self.loader is not None and hasattr(self.loader.sampler, "set_epoch"):
+                self.loader.sampler.set_epoch(epoch)
+            return None
+        # Worker processes draw their seeds from this, so a given (seed, epoch) always
+        # gives the same worker seeds: augmentations in workers stay reproducible.
+        self._worker_seed = int(torch.randint(2**62, (1,), generator=epoch_generator(seed, epoch + 1_000_003)))
+        n = len(self.dataset)
+        if not shuffle and world_size == 1:
+            return None
+        order = torch.randperm(n, generator=epoch_generator(seed, epoch)) if shuffle else torch.arange(n)
+        return order[rank::world_size] if world_size > 1 else order
+
+    def batches(self, batch_size: int, order, *, start: int = 0, drop_last: bool = False, device=None):
+        if self.loader is not None or self.iterable:
+            loader = self.loader or DataLoader(self.dataset, batch_size=batch_size, drop_last=drop_last,
+                                               num_workers=self.num_workers, pin_memory=self.pin_memory,
+                                               worker_init_fn=_seed_worker)
+            it = iter(loader)
+            if start:
+                it = itertools.islice(it, start, None)  # a ready DataLoader can only be skipped through
+        else:
+            sampler = EpochSampler(len(self.dataset), order, start * batch_size)
+            loader = DataLoader(
+                self.dataset, batch_size=batch_size, sampler=sampler, drop_last=drop_last,
+                num_workers=self.num_workers, pin_memory=self.pin_memory, worker_init_fn=_seed_worker,
+                generator=torch.Generator().manual_seed(self._worker_seed),
+            )
+            it = iter(loader)
+        non_blocking = self.pin_memory
+        for batch in it:
+            inputs, target = split_batch(batch)
+            if device is not None:
+                inputs = map_structure(lambda t: t.to(device, non_blocking=non_blocking), inputs)
+                target = None if target is None else target.to(device, non_blocking=non_blocking)
+            yield inputs, target
+
+
+def is_loader_like(data) -> bool:
+    return isinstance(data, (DataLoader, Dataset))

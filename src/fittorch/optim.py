@@ -1,0 +1,79 @@
+"""Optimizers by name (and, later, LR schedulers)."""
+
+from __future__ import annotations
+
+import inspect
+
+import torch
+from torch import nn
+
+from .errors import ConfigError, unknown_name
+
+OPTIMIZERS = {
+    "sgd": torch.optim.SGD,
+    "adam": torch.optim.Adam,
+    "adamw": torch.optim.AdamW,
+    "rmsprop": torch.optim.RMSprop,
+    "adagrad": torch.optim.Adagrad,
+}
+
+
+def _fast_impl_kwargs(cls, params, device: torch.device) -> dict:
+    """Pick the fastest implementation torch offers for this optimizer and device.
+
+    The fused kernels update every parameter in one call; torch supports them for
+    Adam/AdamW/SGD on CPU and CUDA. Where ``fused`` is unsupported, ``foreach`` batches
+    the per-parameter ops instead.
+    """
+    sig = inspect.signature(cls.__init__).parameters
+    if "fused" in sig and device.type in ("cpu", "cuda") and all(p.is_floating_point() for p in params):
+        return {"fused": True}
+    if "foreach" in sig:
+        return {"foreach": True}
+    return {}
+
+
+def build_optimizer(optimizer, model: nn.Module, lr: float | None, kwargs: dict | None, device: torch.device):
+    """Resolve ``optimizer`` (a name, an instance, or a factory ``params -> optimizer``)."""
+    kwargs = dict(kwargs or {})
+    params = [p for p in model.parameters() if p.requires_grad]
+    if isinstance(optimizer, torch.optim.Optimizer):
+        if lr is not None and kwargs:
+            raise ConfigError("Pass lr/optimizer kwargs only with an optimizer name, not with an instance.")
+        return optimizer
+    if isinstance(optimizer, str):
+        key = optimizer.lower()
+        if key not in OPTIMIZERS:
+            raise unknown_name("optimizer", optimizer, OPTIMIZERS,
+                               "Or pass a torch.optim.Optimizer instance or a factory(params) -> optimizer.")
+        cls = OPTIMIZERS[key]
+        if lr is not None:
+            kwargs["lr"] = lr
+        elif key == "sgd":
+            kwargs.setdefault("lr", 0.01)
+        if key == "sgd":
+            kwargs.setdefault("momentum", 0.9)
+        valid = set(inspect.signature(cls.__init__).parameters) - {"self", "params"}
+        bad = [k for k in kwargs if k not in valid]
+        if bad:
+            raise unknown_name(f"argument for optimizer '{key}'", bad[0], valid)
+        if "fused" not in kwargs and "foreach" not in kwargs:
+            kwargs.update(_fast_impl_kwargs(cls, params, device))
+        try:
+            return cls(params, **kwargs)
+        except (RuntimeError, ValueError) as exc:
+            if kwargs.pop("fused", None):  # a dtype/device the fused kernel lacks: fall back quietly
+                return cls(params, **kwargs)
+            raise ConfigError(f"Could not build optimizer '{key}' with {kwargs}: {exc}") from None
+    if callable(optimizer):
+        opt = optimizer(params, lr=lr, **kwargs) if lr is not None else optimizer(params, **kwargs)
+        if not isinstance(opt, torch.optim.Optimizer):
+            raise ConfigError(
+                f"The optimizer factory {optimizer!r} returned a {type(opt).__name__}, "
+                "expected a torch.optim.Optimizer."
+            )
+        return opt
+    raise ConfigError(
+        f"optimizer={optimizer!r} is a {type(optimizer).__name__}; expected a name such as 'adam', "
+        "a torch.optim.Optimizer instance, or a factory(params) -> optimizer."
+    )
