@@ -19,7 +19,8 @@ from fittorch.sklearn.estimators import TorchClassifier, TorchRegressor
 _EXPECTED_FAILED_CHECKS = {
     "check_do_not_raise_errors_in_init_or_set_params": (
         "module__*/optimizer__* arguments arrive through **kwargs; the check passes the literal name "
-        "'kwargs' as a parameter, which set_params rightly refuses as unknown."),
+        "'kwargs' as if it were a parameter, and the estimator refuses unknown parameter names (a typo such as "
+        "epoch=5 would otherwise be dropped silently by clone)."),
 }
 
 

@@ -166,9 +166,9 @@ class TorchEstimator(BaseEstimator):
             return mlp, {"kind": "spec", "spec": model_spec(mlp)}
         if isinstance(module, type):
             params = inspect.signature(module).parameters
-            if "in_features" in params:
+            if "in_features" in params and n_in is not None:
                 kwargs.setdefault("in_features", n_in)
-            if "out_features" in params:
+            if "out_features" in params and n_out is not None:
                 kwargs.setdefault("out_features", n_out)
             return _construct(module, kwargs), {"kind": "class", "cls": module, "kwargs": kwargs}
         if kwargs:
@@ -265,6 +265,7 @@ class TorchEstimator(BaseEstimator):
                 "params": _json_params(self.get_params(deep=False)), "sklearn_version": sklearn.__version__}
         if hasattr(self, "feature_names_in_"):
             meta["feature_names"] = self.feature_names_in_.tolist()
+        meta["module_outputs"] = self._n_module_outputs()
         meta.update(self._save_metadata())
         weights = self.trainer_.save(path, metadata=meta)
         if len(self.history_):
@@ -297,7 +298,7 @@ class TorchEstimator(BaseEstimator):
         else:
             spec = meta.get("spec") or {}
             skeleton, recipe = est._build_module(spec.get("in_features", meta.get("n_features_in")),
-                                                 spec.get("out_features"))
+                                                 spec.get("out_features", meta.get("module_outputs")))
         _load_weights(skeleton, load_state(path), str(path))
         est._restore_from_metadata(meta, skeleton)
         est._module_recipe, est._seed = recipe, int(est.seed) if est.seed is not None else 0
@@ -312,9 +313,18 @@ def _construct(cls, kwargs: dict) -> nn.Module:
     try:
         return cls(**kwargs)
     except TypeError as exc:
+        hint = ""
+        try:
+            accepted = [p for p in inspect.signature(cls).parameters if p not in ("args", "kwargs")]
+            unknown = [k for k in kwargs if k not in accepted]
+            if unknown:
+                hint = (f" It takes {', '.join(accepted)}; module__{unknown[0]} is not one of them."
+                        f"{errors.did_you_mean(unknown[0], accepted)}")
+        except (TypeError, ValueError):
+            pass
         raise errors.ModelError(
-            f"Building the module {cls.__name__}(**{kwargs}) failed: {exc}. Pass the constructor's arguments "
-            "as module__name=value.") from None
+            f"Building the module {cls.__name__}(**{kwargs}) failed: {exc}.{hint} Pass the constructor's "
+            "arguments as module__name=value.") from None
 
 
 def _load_weights(module: nn.Module, state: dict, source: str) -> None:

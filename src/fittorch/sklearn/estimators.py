@@ -78,7 +78,8 @@ class TorchClassifier(ClassifierMixin, TorchEstimator):
 
     def predict(self, X) -> np.ndarray:
         """The most probable class of each row, as labels from ``classes_``."""
-        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+        proba = self.predict_proba(X)
+        return self.classes_[np.argmax(proba, axis=1)]
 
     # -- hooks for the shared base ------------------------------------------------------
     def _validate_fit(self, X, y, *, reset: bool, classes=None):
