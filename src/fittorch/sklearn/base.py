@@ -135,7 +135,8 @@ class TorchEstimator(BaseEstimator):
             except ValueError:  # a class too rare to stratify, or a split that empties a side
                 X_tr, X_val, y_tr, y_val = train_test_split(X, y, test_size=self.val_split, random_state=self._seed)
             train, val = (X_tr, y_tr), (X_val, y_val)
-        self.trainer_.fit(train, val, epochs=int(epochs), batch_size=self.batch_size, shuffle=bool(self.shuffle))
+        self.trainer_.fit(train, val, epochs=_py_int(epochs), batch_size=_py_int(self.batch_size),
+                          shuffle=bool(self.shuffle))
 
     def _check_params(self) -> None:
         if isinstance(self.optimizer, torch.optim.Optimizer):
@@ -208,7 +209,7 @@ class TorchEstimator(BaseEstimator):
         """The module's outputs for ``X`` (eval mode, no grad, on the CPU), through the engine."""
         self._check_fitted("predict")
         X = validate_data(self, X, reset=False, dtype=np.float32)
-        return self.trainer_.predict(_writable(X), batch_size=max(int(self.batch_size), 1024))
+        return self.trainer_.predict(_writable(X), batch_size=max(_py_int(self.batch_size), 1024))
 
     # -- persistence ------------------------------------------------------------------
     def __getstate__(self):
@@ -284,7 +285,9 @@ class TorchEstimator(BaseEstimator):
 
         meta = read_metadata(path)
         saved = meta.get("params") or {}
-        kwargs = {k: v for k, v in saved.items() if k in PARAMS and k != "module" and not isinstance(v, dict)}
+        # The saved parameters (module__* included, so a custom class is rebuilt with the same
+        # arguments); anything given here overrides them.
+        kwargs = {k: v for k, v in saved.items() if (k in PARAMS and k != "module") or k.startswith(PREFIXES)}
         if "loss" not in kwargs and isinstance(meta.get("loss"), str):
             kwargs["loss"] = meta["loss"]
         kwargs.update(params)
@@ -331,6 +334,11 @@ def _load_weights(module: nn.Module, state: dict, source: str) -> None:
     from fittorch.serialization import load_into
 
     load_into(module, state, source=source)
+
+
+def _py_int(value):
+    """numpy integers (e.g. from a parameter grid built with np.arange) as ints; anything else as is."""
+    return int(value) if isinstance(value, np.integer) else value
 
 
 def _writable(X: np.ndarray) -> np.ndarray:
