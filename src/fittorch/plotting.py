@@ -35,6 +35,16 @@ def lr_changes(history) -> list[tuple[int, float, float]]:
             if not math.isclose(a["lr"], b["lr"], rel_tol=1e-9, abs_tol=0.0)]
 
 
+_ACRONYMS = {"auroc": "AUROC", "f1": "F1", "mse": "MSE", "rmse": "RMSE", "mae": "MAE", "mape": "MAPE", "r2": "R²"}
+
+
+def metric_label(name: str) -> str:
+    """``"f1_macro"`` -> ``"F1 macro"``, ``"balanced_accuracy"`` -> ``"Balanced accuracy"``."""
+    words = [_ACRONYMS.get(w, w) for w in name.split("_")]
+    first = words[0] if words[0] in _ACRONYMS.values() else words[0].capitalize()
+    return " ".join([first, *words[1:]])
+
+
 def default_best(history) -> str | None:
     cols = history.columns
     return "val_loss" if "val_loss" in cols else ("train_loss" if "train_loss" in cols else None)
@@ -55,7 +65,7 @@ def plot_history(history, path=None, *, title: str | None = None, best: str | No
                           | {c[6:] for c in cols if c.startswith("train_") and c != "train_loss"
                              and _numeric(history, c)})
     changes = lr_changes(history)
-    panels = [("loss", "Loss")] + [(m, m.replace("_", " ").title()) for m in metric_names]
+    panels = [("loss", "Loss")] + [(m, metric_label(m)) for m in metric_names]
     if changes:
         panels.append(("lr", "Learning rate"))
     n_panels = len(panels)
@@ -74,16 +84,17 @@ def plot_history(history, path=None, *, title: str | None = None, best: str | No
             col = f"{split}_{name}"
             if col in cols:
                 ax.plot(epochs, history[col], "-", marker="." if len(epochs) < 30 else None,
-                        label=f"{'Train' if split == 'train' else 'Validation'} {label.lower()}")
+                        label=f"{'Train' if split == 'train' else 'Validation'} {label if label.isupper() else label.lower()}")
         ax.set_xlabel("Epoch")
         ax.set_ylabel(label)
         ax.set_title(label)
         ax.grid(alpha=0.3)
-    if changes and len(changes) <= max_lr_marks:
+    # Mark the changes of a stepped schedule; a smooth one (changing most epochs) has its panel.
+    if changes and len(changes) <= max_lr_marks and len(changes) <= max(1, len(history) // 3):
         for i, (epoch, _old, new) in enumerate(changes):
             for ax in axes:
                 ax.axvline(epoch - 0.5, color="tab:purple", linestyle=":", linewidth=1,
-                           label="LR change" if i == 0 else None)
+                           label="LR change" if (i == 0 and ax is axes[0]) else None)
             axes[0].annotate(f"lr {new:.2g}", xy=(epoch - 0.5, 0.02), xycoords=("data", "axes fraction"),
                              fontsize=7, color="tab:purple", rotation=90, xytext=(2, 0), textcoords="offset points")
     best = default_best(history) if best == "auto" else best
@@ -92,7 +103,7 @@ def plot_history(history, path=None, *, title: str | None = None, best: str | No
         if row:
             for ax in axes:
                 ax.axvline(row["epoch"], color="grey", linestyle="--", linewidth=1,
-                           label=f"best {best} (epoch {row['epoch']})")
+                           label=f"best {best} (epoch {row['epoch']})" if ax is axes[0] else None)
             for ax, (name, _) in zip(axes, panels):
                 col = best if best.endswith(f"_{name}") else None
                 if col:
