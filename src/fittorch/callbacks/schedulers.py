@@ -132,6 +132,10 @@ class LRScheduler(Callback):
         if self._pending is not None:
             self.scheduler.load_state_dict(self._pending)
             self._pending = None
+            # Building a scheduler resets the lr to the schedule's start; loading its state
+            # does not touch the optimizer, so put the resumed lr back.
+            for group, lr in zip(trainer.optimizer.param_groups, getattr(self.scheduler, "_last_lr", None) or ()):
+                group["lr"] = lr
         self._seen_step = trainer.state.global_step
 
     # -- stepping ----------------------------------------------------------------------
