@@ -23,7 +23,7 @@ def _vlines(ax):
 def test_best_epoch_and_stepped_lr_changes_are_marked(tmp_path):
     history = _history([0.1] * 3 + [0.01] * 3 + [0.001] * 3)
     assert lr_changes(history) == [(4, 0.1, 0.01), (7, 0.01, 0.001)]
-    fig = plot_history(history, tmp_path / "curves.png")
+    fig = plot_history(history, tmp_path / "curves.png", best="auto")
     assert (tmp_path / "curves.png").stat().st_size > 10_000
     titles = [ax.get_title() for ax in fig.axes if ax.get_visible()]
     assert titles == ["Loss", "Accuracy", "Learning rate"]  # the matrix column is not plotted

@@ -50,11 +50,11 @@ def default_best(history) -> str | None:
     return "val_loss" if "val_loss" in cols else ("train_loss" if "train_loss" in cols else None)
 
 
-def plot_history(history, path=None, *, title: str | None = None, best: str | None = "auto", max_lr_marks: int = 8):
+def plot_history(history, path=None, *, title: str | None = None, best: str | None = None, max_lr_marks: int = 8):
     """Loss (train vs validation) beside each metric. Returns the figure.
 
     ``best``: the column whose best epoch is marked (``"auto"``: ``val_loss`` if present,
-    else ``train_loss``; ``None``: no mark). When the learning rate changes during the run,
+    else ``train_loss``; ``None``, the default: no mark). When the learning rate changes during the run,
     a learning-rate panel is added, and up to ``max_lr_marks`` changes are marked with
     dotted lines on every panel (a schedule that changes it every epoch gets the panel only).
     """

@@ -230,7 +230,7 @@ def confusion_matrix_on(trainer, data, *, batch_size: int = 1024):
 
 
 def write_run_artifacts(trainer, run_dir: str | os.PathLike, *, val=None, config=None, name: str | None = None,
-                        labels=None, total_seconds: float | None = None) -> dict[str, Path]:
+                        labels=None, total_seconds: float | None = None, best: str | None = "auto") -> dict[str, Path]:
     """Write the run's ``curves.png``, ``confusion_matrix.png`` (classifiers, on ``val``) and ``report.html``.
 
     Args:
@@ -242,6 +242,7 @@ def write_run_artifacts(trainer, run_dir: str | os.PathLike, *, val=None, config
         name: the run's name (default: the directory's name).
         labels: class names for the confusion matrix axes.
         total_seconds: the run's wall-clock time (default: the sum of the epoch times).
+        best: the column whose best epoch the curves mark (``"auto"``: ``val_loss``, else ``train_loss``).
 
     Returns ``{"curves": ..., "confusion_matrix": ..., "report": ...}`` (only what was written).
     """
@@ -254,7 +255,7 @@ def write_run_artifacts(trainer, run_dir: str | os.PathLike, *, val=None, config
     history = trainer.state.history
     if len(history):
         written["curves"] = run_dir / "curves.png"
-        history.plot(written["curves"], title=name or run_dir.name)
+        history.plot(written["curves"], title=name or run_dir.name, best=best)
     kind = trainer.output_kind
     if val is not None and kind is not None and kind.task in ("binary", "multiclass") and len(history):
         matrix = confusion_matrix_on(trainer, val)

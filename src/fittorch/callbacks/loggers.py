@@ -171,7 +171,7 @@ class MLflowLogger(Callback):
                 with tempfile.TemporaryDirectory() as tmp:
                     if len(state.history):
                         curves = Path(tmp) / "curves.png"
-                        state.history.plot(curves, best=_best_column(state.history))
+                        state.history.plot(curves, best="auto")
                         self._client.log_artifact(self.run_id, str(curves))
                     if self.log_model:
                         model_dir = Path(tmp) / "model"
@@ -217,8 +217,3 @@ def _flatten(d: dict, prefix: str = "") -> dict:
         else:
             out[key] = v
     return out
-
-
-def _best_column(history) -> str | None:
-    cols = history.columns
-    return "val_loss" if "val_loss" in cols else ("train_loss" if "train_loss" in cols else None)
