@@ -99,10 +99,10 @@ def _build(name: str, kind: OutputKind):
     if kind.task == "binary":
         if average:  # averaged over both classes, as scikit-learn's average="macro" etc. on 0/1 labels
             cls = {"precision": C.MulticlassPrecision, "recall": C.MulticlassRecall, "f1": C.MulticlassF1Score}[base]
-            return cls(num_classes=2, average=average), "labels"
+            return cls(num_classes=2, average=average, validate_args=False), "labels"
         table = {
             "accuracy": (C.BinaryAccuracy, "probs"),
-            "balanced_accuracy": (lambda: C.MulticlassRecall(num_classes=2, average="macro"), "labels"),
+            "balanced_accuracy": (lambda **kw: C.MulticlassRecall(num_classes=2, average="macro", **kw), "labels"),
             "precision": (C.BinaryPrecision, "probs"),
             "recall": (C.BinaryRecall, "probs"),
             "f1": (C.BinaryF1Score, "probs"),
@@ -110,21 +110,21 @@ def _build(name: str, kind: OutputKind):
             "confusion_matrix": (C.BinaryConfusionMatrix, "probs"),
         }
         factory, inp = table[name]
-        return factory(), inp
+        return factory(validate_args=False), inp
     n = kind.num_classes
     if average:
         cls = {"precision": C.MulticlassPrecision, "recall": C.MulticlassRecall, "f1": C.MulticlassF1Score}[base]
-        return cls(num_classes=n, average=average), "probs"
+        return cls(num_classes=n, average=average, validate_args=False), "probs"
     table = {
-        "accuracy": lambda: C.MulticlassAccuracy(num_classes=n, average="micro"),
-        "balanced_accuracy": lambda: C.MulticlassRecall(num_classes=n, average="macro"),
-        "precision": lambda: C.MulticlassPrecision(num_classes=n, average="macro"),
-        "recall": lambda: C.MulticlassRecall(num_classes=n, average="macro"),
-        "f1": lambda: C.MulticlassF1Score(num_classes=n, average="macro"),
-        "auroc": lambda: C.MulticlassAUROC(num_classes=n, average="macro"),
-        "confusion_matrix": lambda: C.MulticlassConfusionMatrix(num_classes=n),
+        "accuracy": lambda **kw: C.MulticlassAccuracy(num_classes=n, average="micro", **kw),
+        "balanced_accuracy": lambda **kw: C.MulticlassRecall(num_classes=n, average="macro", **kw),
+        "precision": lambda **kw: C.MulticlassPrecision(num_classes=n, average="macro", **kw),
+        "recall": lambda **kw: C.MulticlassRecall(num_classes=n, average="macro", **kw),
+        "f1": lambda **kw: C.MulticlassF1Score(num_classes=n, average="macro", **kw),
+        "auroc": lambda **kw: C.MulticlassAUROC(num_classes=n, average="macro", **kw),
+        "confusion_matrix": lambda **kw: C.MulticlassConfusionMatrix(num_classes=n, **kw),
     }
-    return table[name](), "probs"
+    return table[name](validate_args=False), "probs"
 
 
 class MetricSet:

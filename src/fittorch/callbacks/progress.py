@@ -114,7 +114,7 @@ class ProgressBar(Callback):
             if state.should_stop and state.stop_reason:
                 line += f"  [stopping: {state.stop_reason}]"
             if self._pbar is not None:
-                self._pbar.write(line)
+                self._pbar.write(line, file=self.stream or sys.stderr)
             else:
                 print(line, file=self.stream or sys.stdout, flush=True)
 
