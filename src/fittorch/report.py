@@ -54,8 +54,9 @@ def run_status(trainer) -> tuple[str, str]:
     why = state.stop_reason or ""
     if state.status == "stopped" and not why:
         why = "a callback set should_stop"
-    if state.status in ("interrupted", "failed", "stopped") and trainer.checkpoint_dir:
-        why = (why + "; " if why else "") + f"resumable from {trainer.checkpoint_dir}"
+    checkpoint = getattr(trainer, "checkpoint_path", None) or getattr(trainer, "checkpoint_dir", None)
+    if state.status in ("interrupted", "failed", "stopped") and checkpoint:
+        why = (why + "; " if why else "") + f"resumable from {checkpoint}"
     return state.status, why
 
 
@@ -130,15 +131,17 @@ def render_report(trainer, *, name: str, images: dict[str, Path] | None = None, 
     history = trainer.state.history
     status, why = run_status(trainer)
     images = {k: v for k, v in (images or {}).items() if v is not None and Path(v).exists()}
+    timing = "wall clock"
     if total_seconds is None:
         total_seconds = sum(r.get("seconds", 0.0) or 0.0 for r in history)
+        timing = "sum of the epoch times"
     state = trainer.state
     overview = [
         ("status", _Raw(f'<span class="status {html.escape(status)}">{html.escape(STATUS_TEXT.get(status, status))}'
                         "</span>" + (f" &mdash; {html.escape(why)}" if why else ""))),
         ("epochs", f"{state.epoch} of {state.max_epochs}"),
         ("optimizer steps", state.global_step),
-        ("total time", f"{total_seconds:.2f} s"),
+        ("total time", f"{total_seconds:.2f} s ({timing})"),
     ]
     restored = getattr(state, "restored_best_epoch", None)
     if restored:
