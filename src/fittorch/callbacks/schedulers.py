@@ -94,6 +94,10 @@ class LRScheduler(Callback):
         if interval not in (None, "epoch", "step"):
             raise ConfigError(f"LRScheduler(interval={interval!r}); expected 'epoch' or 'step'.")
         self.interval = interval or ("step" if self.name in PER_STEP else "epoch")
+        if self.interval == "step" and (self.name == "reduce_on_plateau"
+                                        or isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)):
+            raise ConfigError("reduce_on_plateau reads a value from each epoch's row, so it steps per epoch; "
+                              "drop interval='step'.")
         self.monitor = monitor
         self.kwargs = kwargs
         self.steps_per_epoch = steps_per_epoch
