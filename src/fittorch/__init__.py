@@ -10,7 +10,8 @@ Heavy parts (matplotlib, scikit-learn, torchmetrics, pandas) are imported only w
 from __future__ import annotations
 
 from ._version import __version__
-from .callbacks import Callback, ProgressBar
+from .callbacks import (Callback, CSVLogger, EarlyStopping, GradientClipping, LRScheduler, MLflowLogger,
+                        NonFiniteGuard, ProgressBar, TensorBoardLogger, TimeLimit)
 from .errors import (CheckpointError, ConfigError, DataError, DataTypeError, FittorchError, ModelError,
                      NotFittedError, TrainingError)
 from .history import History
@@ -19,10 +20,13 @@ from .seeding import seed_everything
 from .serialization import load_model as load
 from .serialization import save_model as save
 from .state import TrainState
+from .summary import model_summary
 from .trainer import Trainer, fit
 
 __all__ = [
     "__version__", "Trainer", "fit", "History", "TrainState", "Callback", "ProgressBar", "MLP", "build_model",
     "save", "load", "seed_everything", "FittorchError", "ConfigError", "DataError", "DataTypeError",
     "ModelError", "NotFittedError", "CheckpointError", "TrainingError",
+    "EarlyStopping", "LRScheduler", "GradientClipping", "NonFiniteGuard", "TimeLimit", "CSVLogger",
+    "TensorBoardLogger", "MLflowLogger", "model_summary",
 ]

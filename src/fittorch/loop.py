@@ -13,6 +13,7 @@ import torch
 
 from .callbacks.base import overrides
 from .errors import TrainingError
+from .metrics import scalars
 from .step import eval_step, train_step
 
 
@@ -34,7 +35,7 @@ def fit_loop(trainer, train, val, *, batch_size: int, shuffle: bool, drop_last: 
                 metrics = evaluate_source(trainer, val, batch_size=trainer.eval_batch_size(batch_size), prefix="val_")
                 for cb in callbacks:
                     cb.on_validation_end(trainer, metrics)
-                row.update(metrics)
+                row.update(scalars(metrics))  # a confusion matrix stays out of the row
             row["lr"] = trainer.optimizer.param_groups[0]["lr"]
             row["seconds"] = time.perf_counter() - started
             state.epoch += 1
@@ -88,6 +89,8 @@ def train_epoch(trainer, train, *, batch_size: int, shuffle: bool, drop_last: bo
         )
     # The epoch's one host sync: every batch loss, read at once.
     epoch_losses = torch.stack(losses)
+    if trainer.nonfinite == "skip":  # skipped steps don't count towards the epoch's loss
+        epoch_losses = epoch_losses[torch.isfinite(epoch_losses)]
     mean = float(epoch_losses.float().mean())
     if trainer.nonfinite == "stop" and not torch.isfinite(torch.tensor(mean)):
         bad = int((~torch.isfinite(epoch_losses)).nonzero()[0])

@@ -3,6 +3,16 @@
 Metric objects accumulate on the model's device during an epoch and are computed once
 at its end, so no metric causes a host sync per batch. ``torchmetrics`` is imported
 lazily: it is only needed once a fit with metrics starts.
+
+Names (the history calls them ``val_<name>``):
+
+- classification: ``accuracy``, ``balanced_accuracy``, ``precision``, ``recall``, ``f1``
+  (each of the last three also as ``<name>_macro``, ``<name>_micro``, ``<name>_weighted``),
+  ``auroc``, ``log_loss``, ``confusion_matrix``;
+- regression: ``mse``, ``rmse``, ``mae``, ``r2``, ``mape``.
+
+Plain ``precision``/``recall``/``f1`` follow scikit-learn's defaults: the positive class
+for a binary task, and the macro average for a multiclass one.
 """
 
 from __future__ import annotations
@@ -23,60 +33,140 @@ class OutputKind:
     logits: bool = True  # binary: output is a logit (bce_with_logits) or a probability (bce)
 
 
+AVERAGED = ("precision", "recall", "f1")
+AVERAGES = ("macro", "micro", "weighted")
+CLASSIFICATION = ("accuracy", "balanced_accuracy", *AVERAGED,
+                  *(f"{m}_{a}" for m in AVERAGED for a in AVERAGES), "auroc", "log_loss", "confusion_matrix")
+REGRESSION = ("mse", "rmse", "mae", "r2", "mape")
+ALL_NAMES = frozenset(CLASSIFICATION + REGRESSION)
+
+
+def _log_loss_metric():
+    """Mean cross-entropy of predicted probabilities (scikit-learn's ``log_loss``)."""
+    from torchmetrics import Metric
+
+    class LogLoss(Metric):
+        full_state_update = False
+        is_differentiable = False
+        higher_is_better = False
+
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.add_state("total", default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
+            self.add_state("count", default=torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
+
+        def update(self, probs: torch.Tensor, target: torch.Tensor) -> None:
+            probs = probs.double()
+            eps = torch.finfo(probs.dtype).eps
+            if probs.ndim == 1:  # binary: probability of the positive class
+                probs = torch.stack([1 - probs, probs], dim=-1)
+            probs = probs / probs.sum(dim=-1, keepdim=True)
+            p = probs.gather(-1, target.long().reshape(-1, 1)).squeeze(-1).clamp(eps, 1 - eps)
+            self.total += -torch.log(p).sum()
+            self.count += target.numel()
+
+        def compute(self) -> torch.Tensor:
+            return self.total / self.count
+
+    return LogLoss()
+
+
 def _build(name: str, kind: OutputKind):
+    """A ``(metric, input)`` pair; ``input`` is ``"probs"`` or ``"labels"`` (hard predictions)."""
     import torchmetrics.classification as C  # noqa: N812 - lazy import keeps `import fittorch` light
     import torchmetrics.regression as R  # noqa: N812
 
-    if kind.task == "multiclass":
-        table = {"accuracy": lambda: C.MulticlassAccuracy(num_classes=kind.num_classes, average="micro")}
-    elif kind.task == "binary":
-        table = {"accuracy": lambda: C.BinaryAccuracy()}
-    else:
+    if name not in ALL_NAMES:
+        raise unknown_name("metric", name, ALL_NAMES, "Or pass a torchmetrics.Metric instance.")
+    if kind.task == "regression":
         table = {
             "mse": lambda: R.MeanSquaredError(),
+            "rmse": lambda: R.MeanSquaredError(squared=False),
             "mae": lambda: R.MeanAbsoluteError(),
             "r2": lambda: R.R2Score(),
+            "mape": lambda: R.MeanAbsolutePercentageError(),
         }
-    all_names = {"accuracy", "mse", "mae", "r2"}
-    if name not in all_names:
-        raise unknown_name("metric", name, all_names, "Or pass a torchmetrics.Metric instance.")
-    if name not in table:
-        raise ConfigError(
-            f"Metric '{name}' does not apply to a {kind.task} task. "
-            f"Metrics for {kind.task}: {', '.join(sorted(table))}."
-        )
-    return table[name]()
+        if name not in table:
+            raise ConfigError(f"Metric '{name}' does not apply to a regression task. "
+                              f"Metrics for regression: {', '.join(REGRESSION)}.")
+        return table[name](), "probs"
+    if name in REGRESSION:
+        raise ConfigError(f"Metric '{name}' does not apply to a {kind.task} task. "
+                          f"Metrics for classification: {', '.join(CLASSIFICATION)}.")
+    base, _, average = name.partition("_") if name.split("_")[-1] in AVERAGES else (name, "", "")
+    if name == "log_loss":
+        return _log_loss_metric(), "probs"
+    if kind.task == "binary":
+        if average:  # averaged over both classes, as scikit-learn's average="macro" etc. on 0/1 labels
+            cls = {"precision": C.MulticlassPrecision, "recall": C.MulticlassRecall, "f1": C.MulticlassF1Score}[base]
+            return cls(num_classes=2, average=average, validate_args=False), "labels"
+        table = {
+            "accuracy": (C.BinaryAccuracy, "probs"),
+            "balanced_accuracy": (lambda **kw: C.MulticlassRecall(num_classes=2, average="macro", **kw), "labels"),
+            "precision": (C.BinaryPrecision, "probs"),
+            "recall": (C.BinaryRecall, "probs"),
+            "f1": (C.BinaryF1Score, "probs"),
+            "auroc": (C.BinaryAUROC, "probs"),
+            "confusion_matrix": (C.BinaryConfusionMatrix, "probs"),
+        }
+        factory, inp = table[name]
+        return factory(validate_args=False), inp
+    n = kind.num_classes
+    if average:
+        cls = {"precision": C.MulticlassPrecision, "recall": C.MulticlassRecall, "f1": C.MulticlassF1Score}[base]
+        return cls(num_classes=n, average=average, validate_args=False), "probs"
+    table = {
+        "accuracy": lambda **kw: C.MulticlassAccuracy(num_classes=n, average="micro", **kw),
+        "balanced_accuracy": lambda **kw: C.MulticlassRecall(num_classes=n, average="macro", **kw),
+        "precision": lambda **kw: C.MulticlassPrecision(num_classes=n, average="macro", **kw),
+        "recall": lambda **kw: C.MulticlassRecall(num_classes=n, average="macro", **kw),
+        "f1": lambda **kw: C.MulticlassF1Score(num_classes=n, average="macro", **kw),
+        "auroc": lambda **kw: C.MulticlassAUROC(num_classes=n, average="macro", **kw),
+        "confusion_matrix": lambda **kw: C.MulticlassConfusionMatrix(num_classes=n, **kw),
+    }
+    return table[name](validate_args=False), "probs"
 
 
 class MetricSet:
-    """Named metrics that share one preparation of (output, target)."""
+    """Named metrics that share one preparation of (output, target).
 
-    def __init__(self, metrics: dict, kind: OutputKind):
+    Classifier outputs are turned into probabilities once per batch (softmax, or sigmoid
+    for a binary logit), so every metric, including ``auroc`` and ``log_loss``, sees the
+    same well-defined input.
+    """
+
+    def __init__(self, metrics: dict, kind: OutputKind, inputs: dict | None = None):
         self.metrics = metrics
         self.kind = kind
+        self.inputs = inputs or {}  # name -> "probs" | "labels"
+        self._needs_labels = any(v == "labels" for v in self.inputs.values())
 
     @classmethod
     def build(cls, specs, kind: OutputKind, device: torch.device) -> MetricSet:
-        metrics = {}
+        metrics, inputs = {}, {}
         for spec in specs or ():
             if isinstance(spec, str):
-                metrics[spec.lower()] = _build(spec.lower(), kind)
+                name = spec.lower()
+                metrics[name], inputs[name] = _build(name, kind)
             elif hasattr(spec, "update") and hasattr(spec, "compute"):
-                metrics[_metric_name(spec)] = spec
+                name = _metric_name(spec)
+                metrics[name], inputs[name] = spec, "probs"
             else:
                 raise ConfigError(
                     f"metrics entry {spec!r} is a {type(spec).__name__}; expected a metric name "
                     "such as 'accuracy' or a torchmetrics.Metric instance."
                 )
-        return cls({k: m.to(device) for k, m in metrics.items()}, kind)
+        return cls({k: m.to(device) for k, m in metrics.items()}, kind, inputs)
 
     def prepare(self, output: torch.Tensor, target: torch.Tensor):
-        """Turn model outputs into what torchmetrics expects for this task."""
+        """Turn model outputs into what torchmetrics expects for this task (probabilities)."""
         if self.kind.task == "binary":
             output = output.reshape(target.shape) if output.numel() == target.numel() else output
             probs = torch.sigmoid(output) if self.kind.logits else output
             return probs, target.long()
-        if self.kind.task == "regression" and output.shape != target.shape and output.numel() == target.numel():
+        if self.kind.task == "multiclass":
+            return torch.softmax(output, dim=1), target
+        if output.shape != target.shape and output.numel() == target.numel():
             output = output.reshape(target.shape)
         return output, target
 
@@ -84,10 +174,14 @@ class MetricSet:
         if not self.metrics:
             return
         preds, target = self.prepare(output.detach().float(), target)
-        for m in self.metrics.values():
-            m.update(preds, target)
+        labels = None
+        if self._needs_labels:
+            labels = (preds >= 0.5).long() if self.kind.task == "binary" else preds.argmax(dim=1)
+        for name, m in self.metrics.items():
+            m.update(labels if self.inputs.get(name) == "labels" else preds, target)
 
-    def compute(self) -> dict[str, float]:
+    def compute(self) -> dict:
+        """Scalars as floats; a matrix (``confusion_matrix``) as nested lists."""
         out = {}
         for name, m in self.metrics.items():
             value = m.compute()
@@ -100,6 +194,11 @@ class MetricSet:
 
     def __bool__(self) -> bool:
         return bool(self.metrics)
+
+
+def scalars(values: dict) -> dict:
+    """Only the numeric entries of a metrics dict (what goes into a history row)."""
+    return {k: v for k, v in values.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
 
 
 def _metric_name(metric) -> str:

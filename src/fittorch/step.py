@@ -23,6 +23,7 @@ class StepParts:
     kwargs_input: bool = False  # model(**inputs) instead of model(*inputs)
     after_backward: tuple = ()  # callbacks overriding on_after_backward
     no_sync: object = None  # DDP's model.no_sync, for accumulation micro-steps
+    skip_step: object = None  # nonfinite="skip": callable(loss) -> True to skip this update (syncs)
 
 
 def forward(parts: StepParts, inputs):
@@ -62,7 +63,10 @@ def train_step(parts: StepParts, trainer, inputs, target, *, first: bool = True,
             parts.scaler.unscale_(parts.optimizer)  # so clipping sees the true gradients
         for cb in parts.after_backward:
             cb.on_after_backward(trainer)
-        if parts.scaler is not None:
+        if parts.skip_step is not None and parts.skip_step(loss):  # opt-in: weights stay bitwise unchanged
+            if parts.scaler is not None:
+                parts.scaler.update()
+        elif parts.scaler is not None:
             parts.scaler.step(parts.optimizer)
             parts.scaler.update()
         else:

@@ -52,7 +52,9 @@ class Trainer:
         callbacks: :class:`fittorch.callbacks.Callback` objects, called in the documented order.
         precision: ``"fp32"``, ``"bf16"`` (autocast, CPU and CUDA) or ``"fp16"`` (CUDA, with loss scaling).
         accumulate_steps: micro-batches per optimizer step (gradient accumulation).
-        nonfinite: ``"stop"`` (raise at the epoch end naming the step), ``"ignore"``.
+        nonfinite: ``"stop"`` (raise at the epoch end naming the step; non-finite gradients are caught
+            through the weights they poison), ``"skip"`` (skip a bad step, weights unchanged; one host
+            sync per step), ``"ignore"``. See :class:`fittorch.callbacks.NonFiniteGuard`.
         num_threads: CPU intra-op threads during fit/evaluate/predict: ``"auto"`` uses 1 for small
             models (faster: less synchronisation), an int sets it, ``None`` leaves torch's setting.
         progress: show a progress bar over epochs (plain log lines when not on a terminal).
@@ -81,6 +83,10 @@ class Trainer:
         self.nonfinite = nonfinite
         self.num_threads = num_threads
         self.callbacks: list[Callback] = list(callbacks)
+        if nonfinite != "ignore" and not any(type(cb).__name__ == "NonFiniteGuard" for cb in self.callbacks):
+            from .callbacks.guard import NonFiniteGuard
+
+            self.callbacks.append(NonFiniteGuard())
         if progress:
             from .callbacks.progress import ProgressBar
 
@@ -92,6 +98,7 @@ class Trainer:
         self.output_kind: OutputKind | None = None
         self.n_features_in: int | None = None
         self.checkpoint_dir: str | None = None
+        self.fit_params: dict = {}  # batch_size, drop_last, n_train of the current fit (for per-step schedules)
         self.parts = StepParts(model=self.model, loss_fn=self.loss_fn, optimizer=self.optimizer,
                                autocast=self._autocast_factory(), scaler=self._make_scaler())
 
@@ -114,6 +121,8 @@ class Trainer:
         if val_src is not None:
             validation.check_source(val_src, "validation")
         self._val_batch_size = val_batch_size
+        self.fit_params = {"batch_size": batch_size, "drop_last": drop_last, "n_train": _len(train_src),
+                           "n_batches": train_src.num_batches(batch_size, drop_last)}
         was_training = self.model.training
         with self._threads():
             self._prepare(train_src, val_src)
@@ -222,6 +231,7 @@ class Trainer:
             validation.check_class_range(val_src, self.output_kind, "validation")
             self._check_features(val_src, "fit (val)")
         self.metric_set = MetricSet.build(self._metric_names(self.output_kind), self.output_kind, self.device)
+        self.callbacks.sort(key=lambda cb: getattr(cb, "order", 0))  # stable: equal orders keep the user's order
         self.parts.after_backward = tuple(cb for cb in self.callbacks if overrides(cb, "on_after_backward"))
 
     def _metric_names(self, kind: OutputKind):

@@ -1,6 +1,16 @@
-"""Callbacks: plain objects with no-op ``on_*`` hooks (see :mod:`fittorch.callbacks.base`)."""
+"""Callbacks: plain objects with no-op ``on_*`` hooks (see :mod:`fittorch.callbacks.base`).
+
+The heavier ones (loggers) import their optional packages only when a fit starts.
+"""
 
 from .base import Callback
+from .clipping import GradientClipping
+from .early_stopping import EarlyStopping
+from .guard import NonFiniteGuard
+from .loggers import CSVLogger, MLflowLogger, TensorBoardLogger
 from .progress import ProgressBar
+from .schedulers import LRScheduler
+from .time_limit import TimeLimit
 
-__all__ = ["Callback", "ProgressBar"]
+__all__ = ["Callback", "ProgressBar", "EarlyStopping", "LRScheduler", "GradientClipping", "NonFiniteGuard",
+           "TimeLimit", "CSVLogger", "TensorBoardLogger", "MLflowLogger"]

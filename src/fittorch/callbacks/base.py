@@ -20,6 +20,7 @@ Per-batch hooks are only called on callbacks that override them, so a callback t
 doesn't need them costs nothing per step. To stop training, set
 ``trainer.state.should_stop = True`` (and ``stop_reason``); never raise.
 
+Callbacks run sorted by their ``order`` attribute (see :class:`Callback`).
 A callback with state implements ``state_dict``/``load_state_dict``; that state is
 saved in checkpoints and restored on resume.
 """
@@ -28,7 +29,15 @@ from __future__ import annotations
 
 
 class Callback:
-    """Base class: every hook is a no-op."""
+    """Base class: every hook is a no-op.
+
+    ``order`` places a callback among the others: the trainer calls them sorted by it
+    (stable, so equal orders keep the user's order). The non-finite guard runs first
+    (-100), callbacks that add values to the epoch's row next (-50), then the user's (0),
+    loggers (50) and the progress bar (100), so loggers see every value of the row.
+    """
+
+    order: int = 0
 
     def on_fit_start(self, trainer) -> None:
         pass
