@@ -4,7 +4,7 @@ The script trains a dropout MLP with shuffling, an LR scheduler (torch.optim.lr_
 callback) and a DataLoader with 2 workers, resuming with ``resume="auto"``. Test hooks come
 from the environment: ``KILL_AT_STEP`` (SIGKILL itself after that optimizer step),
 ``SIGNAL_AT_STEP`` (``TERM:12`` / ``INT:12`` / ``TERM:12:2`` to send it twice), ``MARK_AT_STEP``
-(write ``OUT/marker`` at that step). Steps count batches: ``epoch * 15 + batch_in_epoch``, ``SLOW`` (seconds to sleep per step).
+(write the process id to ``OUT/marker`` at that step). Steps count batches: ``epoch * 15 + batch_in_epoch``, ``SLOW`` (seconds to sleep per step).
 
 Every epoch's weights go to ``OUT/epoch-N.safetensors`` and the final weights, optimizer
 state and history to ``OUT/final.*``, so that runs can be compared bit for bit.
@@ -12,6 +12,7 @@ state and history to ``OUT/final.*``, so that runs can be compared bit for bit.
 
 from __future__ import annotations
 
+import atexit
 import json
 import shutil
 import subprocess
@@ -79,7 +80,7 @@ class Chaos(ft.Callback):
         if self.slow:
             time.sleep(self.slow)
         if step == self.mark_at:
-            open(os.path.join(out, "marker"), "w").write(str(step))
+            open(os.path.join(out, "marker"), "w").write(str(os.getpid()))
         if step == self.kill_at:
             os.kill(os.getpid(), signal.SIGKILL)
         if self.signal_spec:
@@ -222,18 +223,20 @@ _ZYGOTES: dict = {}
 
 
 def reference(tmp_path_factory, env) -> Path:
-    """The uninterrupted run, in a fresh process without any checkpoint_dir; made once per session."""
+    """The uninterrupted run without any checkpoint_dir (in a forked child); made once per session."""
     if "loader" not in _REFERENCES:
         base = tmp_path_factory.mktemp("reference")
-        run(write_script(base), "none", base / "out", env)
+        code, log = zygote(tmp_path_factory, env).run(write_script(base), "none", base / "out")
+        assert code == 0, log
         _REFERENCES["loader"] = base / "out"
     return _REFERENCES["loader"]
 
 
 def zygote(tmp_path_factory, env) -> Zygote:
-    """One warm zygote per session (closed at exit by the OS when pytest ends)."""
+    """One warm zygote per test session, closed when pytest exits."""
     if "z" not in _ZYGOTES:
         _ZYGOTES["z"] = Zygote(tmp_path_factory.mktemp("zygote"), env)
+        atexit.register(_ZYGOTES["z"].close)
     return _ZYGOTES["z"]
 
 

@@ -22,24 +22,25 @@ def test_exit_code_is_ex_tempfail():
 
 def test_external_sigterm_saves_at_the_current_step_and_resumes_bit_exact(tmp_path, tmp_path_factory, cli_env):
     ref = h.reference(tmp_path_factory, cli_env)
+    z = h.zygote(tmp_path_factory, cli_env)
     script = h.write_script(tmp_path)
     ckdir, out = tmp_path / "checkpoints", tmp_path / "out"
-    proc = h.start(script, ckdir, out, cli_env, extra_env={"SLOW": "0.02", "MARK_AT_STEP": "20"})
+    z.submit(script, ckdir, out, extra_env={"SLOW": "0.01", "MARK_AT_STEP": "20"})
     deadline = time.monotonic() + 120
-    while not (out / "marker").exists():
-        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+    while not (out / "marker").exists() or not (out / "marker").read_text():
+        assert time.monotonic() < deadline, "the training process never reached step 20"
         time.sleep(0.02)
-    proc.send_signal(signal.SIGTERM)
-    stdout, stderr = proc.communicate(timeout=120)
-    assert proc.returncode == EXIT_INTERRUPTED, stderr
-    assert "SIGTERM received" in stderr and "resume='last'" in stderr
+    os.kill(int((out / "marker").read_text()), signal.SIGTERM)  # from outside, at whatever step it is in
+    code, log = z.result()
+    assert code == EXIT_INTERRUPTED, log
+    assert "SIGTERM received" in log and "resume='last'" in log
     final = json.loads((out / "final.json").read_text())
     assert final["status"] == "interrupted"
     newest = latest(ckdir)
     manifest = verify(newest)
-    assert manifest["global_step"] == final["global_step"]  # saved exactly where it stopped
-    assert str(newest) in stderr
-    code, log = h.zygote(tmp_path_factory, cli_env).run(script, ckdir, out)
+    assert manifest["global_step"] == final["global_step"] >= 20  # saved exactly where it stopped
+    assert str(newest) in log
+    code, log = z.run(script, ckdir, out)
     assert code == 0, log
     h.assert_same_run(out, ref)
 
@@ -129,10 +130,3 @@ def test_without_checkpoint_dir_no_handler_is_installed():
 def test_list_checkpoints_ignores_nothing_complete(tmp_path):
     assert list_checkpoints(tmp_path / "missing") == [] and latest(tmp_path) is None
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _close_zygote():
-    yield
-    z = h._ZYGOTES.pop("z", None)
-    if z is not None:
-        z.close()

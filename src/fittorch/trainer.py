@@ -218,10 +218,12 @@ class Trainer:
         return resume(self, source)
 
     def state_dict(self) -> dict:
-        """The whole run (weights, optimizer, scheduler, scaler, TrainState, callbacks, RNG) as tensors + plain data."""
+        """A copy of the whole run (weights, optimizer, scheduler, scaler, TrainState, callbacks, RNG)."""
+        import copy
+
         from .checkpoint import run_state
 
-        return run_state(self)
+        return copy.deepcopy(run_state(self))
 
     def load_state_dict(self, state: dict) -> None:
         from .checkpoint import load_run_state

@@ -281,22 +281,23 @@ def resume(trainer, source) -> bool:
             "resume, or pass resume='auto' to resume when a checkpoint exists and start fresh otherwise."
         )
     fallback = source in ("last", "auto") or (len(candidates) > 1)
-    error = None
+    skipped: list[str] = []
     for path in candidates:
         try:
             ckpt = load_checkpoint(path, device=trainer.device)
         except CheckpointError as exc:
             if not fallback:
                 raise
-            store.warn(f"Skipping a damaged checkpoint: {exc}")
-            error = exc
+            skipped.append(str(exc))
             continue
-        if error is not None:
-            store.warn(f"Resuming from the previous good checkpoint {path}.")
+        if skipped:
+            store.warn(f"Skipped {len(skipped)} damaged checkpoint(s): {' | '.join(skipped)} "
+                       f"Resuming from the previous good checkpoint {path} instead; the steps after it are redone.")
         check_compatible(ckpt.config, run_config(trainer), str(path))
         state = dict(ckpt.state, model=ckpt.model_state)
         load_run_state(trainer, state, source=str(path))
         trainer.checkpoint_path = path
         return True
+    error = skipped[0] if skipped else ""
     raise CheckpointError(f"No intact checkpoint to resume from in {candidates[0].parent}: every one is damaged. "
                           f"The newest error: {error}")
