@@ -84,6 +84,6 @@ def resume_message(trainer) -> str:
         saved = f"No checkpoint could be written at {where} (see above); the newest one is {path}."
     else:
         saved = "No checkpoint could be written (see the warnings above)."
-    return (f"fittorch: training interrupted by {state.stop_reason or 'a signal'}. {saved}\n"
+    return (f"fittorch: training interrupted ({state.stop_reason or 'a signal'}). {saved}\n"
             f"To continue exactly where it stopped: trainer.fit(..., resume='last') with the same arguments, "
             f"or `fittorch resume RUN_DIR` for a command-line run.")

@@ -30,14 +30,21 @@ _TAGS = ("__tensor__", "__ndarray__", "__tuple__", "__items__", "__npscalar__")
 def flatten(tree, prefix: str = "") -> tuple[dict, dict[str, torch.Tensor]]:
     """Return ``(json_tree, tensors)``; tensor keys start with ``prefix``."""
     tensors: dict[str, torch.Tensor] = {}
-    json_tree = _flatten(tree, prefix.rstrip("/") or "t", tensors)
+    json_tree = _flatten(tree, prefix.rstrip("/") or "t", tensors, set())
     return json_tree, tensors
 
 
-def _flatten(obj, path: str, tensors: dict):
+def _flatten(obj, path: str, tensors: dict, seen: set):
     if isinstance(obj, torch.Tensor):
         key = _unique(path, tensors)
-        tensors[key] = obj.detach().cpu().contiguous().clone()
+        t = obj.detach().cpu().contiguous()
+        # Serialised right away, so no copy is needed -- except for tensors sharing memory,
+        # which safetensors refuses.
+        storage = t.untyped_storage().data_ptr() if t.numel() else None
+        if storage is not None and storage in seen:
+            t = t.clone()
+        seen.add(storage)
+        tensors[key] = t
         return {"__tensor__": key}
     if isinstance(obj, np.ndarray):
         key = _unique(path, tensors)
@@ -50,18 +57,18 @@ def _flatten(obj, path: str, tensors: dict):
         return obj
     if isinstance(obj, dict):
         if all(isinstance(k, str) for k in obj) and not any(k in _TAGS for k in obj):
-            return {k: _flatten(v, f"{path}/{k}", tensors) for k, v in obj.items()}
+            return {k: _flatten(v, f"{path}/{k}", tensors, seen) for k, v in obj.items()}
         items = []
         for k, v in obj.items():
             if not isinstance(k, (str, int, float, bool)) and k is not None:
                 raise CheckpointError(f"Cannot save state at '{path}': dict key {k!r} ({type(k).__name__}) "
                                       "is not a str, int, float or bool.")
-            items.append([k, _flatten(v, f"{path}/{k}", tensors)])
+            items.append([k, _flatten(v, f"{path}/{k}", tensors, seen)])
         return {"__items__": items}
     if isinstance(obj, tuple):
-        return {"__tuple__": [_flatten(v, f"{path}/{i}", tensors) for i, v in enumerate(obj)]}
+        return {"__tuple__": [_flatten(v, f"{path}/{i}", tensors, seen) for i, v in enumerate(obj)]}
     if isinstance(obj, list):
-        return [_flatten(v, f"{path}/{i}", tensors) for i, v in enumerate(obj)]
+        return [_flatten(v, f"{path}/{i}", tensors, seen) for i, v in enumerate(obj)]
     raise CheckpointError(
         f"Cannot save state at '{path}': a {type(obj).__module__}.{type(obj).__qualname__} is neither a tensor, "
         "an array nor plain data (dict, list, tuple, str, number, bool, None). Checkpoints never pickle "

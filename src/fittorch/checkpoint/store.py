@@ -78,8 +78,9 @@ def read_manifest(path: str | os.PathLike) -> dict:
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise CheckpointError(f"{p} is damaged (not valid JSON: {exc}). {_previous_hint(p.parent)}") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise CheckpointError(f"{p} is not a fittorch checkpoint manifest (format {manifest.get('format')!r} "
-                              f"if a dict). {_previous_hint(p.parent)}")
+        seen = manifest.get("format") if isinstance(manifest, dict) else type(manifest).__name__
+        raise CheckpointError(f"{p} is not a fittorch checkpoint manifest (format {seen!r}, expected {FORMAT!r}). "
+                              f"{_previous_hint(p.parent)}")
     if manifest.get("version", 0) > FORMAT_VERSION:
         raise CheckpointError(f"{p.parent} was written in checkpoint format {manifest['version']}, newer than "
                               f"this fittorch reads ({FORMAT_VERSION}). Upgrade fittorch to load it.")
