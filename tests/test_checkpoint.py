@@ -303,3 +303,24 @@ def test_non_finite_weights_are_never_saved(tmp_path):
     assert [p.name for p in ck.list_checkpoints(ckdir)] == ["ckpt-e000001-b0000000", "ckpt-e000002-b0000000"]
     loaded = ck.load_checkpoint(ck.latest(ckdir))
     assert all(torch.isfinite(t).all() for t in loaded.model_state.values())
+
+
+def test_checkpoint_weights_load_for_inference_with_checks(tmp_path):
+    ckdir = tmp_path / "ck"
+    trainer = ft.Trainer(ft.MLP(4, [8], 2), lr=0.02, progress=False, metrics=[], checkpoint_dir=ckdir)
+    trainer.fit(_data(), epochs=1, batch_size=8)
+    rebuilt = ft.load(ck.latest(ckdir))  # a built-in model is rebuilt from model.json's spec
+    assert all(torch.equal(a, b) for a, b in zip(rebuilt.parameters(), trainer.model.parameters()))
+    with pytest.raises(CheckpointError, match=r"shape mismatch: 0.weight: file \(8, 4\) vs model \(16, 4\)"):
+        ft.load(ck.latest(ckdir), model=ft.MLP(4, [16], 2))
+
+
+def test_an_interrupted_replacement_is_restored_on_the_next_start(run3):
+    _, ckdir = run3
+    newest = ck.latest(ckdir)
+    moved = ckdir / f".old-{newest.name}-4242"
+    newest.rename(moved)  # killed between moving the old copy aside and renaming the new one in
+    assert ck.latest(ckdir) != newest
+    ck.clean_partial(ckdir)
+    assert ck.latest(ckdir) == newest and not moved.exists()
+    ck.verify(newest)
