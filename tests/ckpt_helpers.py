@@ -4,7 +4,8 @@ The script trains a dropout MLP with shuffling, an LR scheduler (torch.optim.lr_
 callback) and a DataLoader with 2 workers, resuming with ``resume="auto"``. Test hooks come
 from the environment: ``KILL_AT_STEP`` (SIGKILL itself after that optimizer step),
 ``SIGNAL_AT_STEP`` (``TERM:12`` / ``INT:12`` / ``TERM:12:2`` to send it twice), ``MARK_AT_STEP``
-(write the process id to ``OUT/marker`` at that step). Steps count batches: ``epoch * 15 + batch_in_epoch``, ``SLOW`` (seconds to sleep per step).
+(write the process id to ``OUT/marker`` at that step), ``SLOW`` (seconds to sleep per step).
+Steps count batches done: ``epoch * 15 + batch_in_epoch``.
 
 Every epoch's weights go to ``OUT/epoch-N.safetensors`` and the final weights, optimizer
 state and history to ``OUT/final.*``, so that runs can be compared bit for bit.
@@ -76,7 +77,7 @@ class Chaos(ft.Callback):
     slow = float(os.environ.get("SLOW", "0"))
 
     def on_train_batch_end(self, trainer, loss):
-        step = trainer.state.epoch * BATCHES + trainer.state.batch_in_epoch  # batches done (= steps without accumulation)
+        step = trainer.state.epoch * BATCHES + trainer.state.batch_in_epoch  # = optimizer steps unless accumulating
         if self.slow:
             time.sleep(self.slow)
         if step == self.mark_at:

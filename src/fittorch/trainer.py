@@ -126,7 +126,8 @@ class Trainer:
         if val_src is not None:
             validation.check_source(val_src, "validation")
         self._val_batch_size = val_batch_size
-        self._fit_args = {"batch_size": batch_size, "shuffle": shuffle, "drop_last": drop_last, "n_train": _len(train_src)}
+        self._fit_args = {"batch_size": batch_size, "shuffle": shuffle, "drop_last": drop_last,
+                          "n_train": _len(train_src)}  # recorded in checkpoints, checked on resume
         was_training = self.model.training
         with self._threads():
             self._prepare(train_src, val_src)

@@ -31,7 +31,8 @@ class ModelCheckpoint(Callback):
     def __init__(self, directory, *, every_steps: int = 0, keep_last: int = 2, monitor: str | None = None,
                  mode: str | None = None):
         if not isinstance(every_steps, int) or every_steps < 0:
-            raise ConfigError(f"checkpoint_every_steps={every_steps!r}; expected an int >= 0 (0 saves at epoch ends only).")
+            raise ConfigError(f"checkpoint_every_steps={every_steps!r}; expected an int >= 0 "
+                              "(0 saves at epoch ends only).")
         if not isinstance(keep_last, int) or keep_last < 1:
             raise ConfigError(f"keep_last={keep_last!r}; expected an int >= 1 (the newest checkpoints to keep).")
         if mode not in (None, "min", "max"):

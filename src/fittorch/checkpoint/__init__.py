@@ -13,11 +13,13 @@ Helpers for tools (CLI, evaluation, DDP)::
 See docs/checkpoints.md for the format and the guarantees.
 """
 
-from .run import (Checkpoint, NonFiniteWeights, check_compatible, find, load_checkpoint, load_run_state, resume, run_state,
-                  save_checkpoint, weights_finite)
-from .store import (CheckpointWarning, best_by, checkpoint_name, clean_partial, latest, list_checkpoints, position, prune,
-                    read_manifest, verify)
+from .run import (Checkpoint, NonFiniteWeights, check_compatible, find, load_checkpoint, load_run_state, resume,
+                  run_state, save_checkpoint, weights_finite)
+from .store import (CheckpointWarning, best_by, checkpoint_name, clean_partial, latest, list_checkpoints, position,
+                    prune, read_manifest, verify)
 
-__all__ = ["Checkpoint", "NonFiniteWeights", "CheckpointWarning", "best_by", "check_compatible", "checkpoint_name", "clean_partial",
-           "find", "latest", "list_checkpoints", "load_checkpoint", "load_run_state", "position", "prune", "read_manifest",
-           "resume", "run_state", "save_checkpoint", "verify", "weights_finite"]
+__all__ = [
+    "Checkpoint", "NonFiniteWeights", "CheckpointWarning", "best_by", "check_compatible", "checkpoint_name",
+    "clean_partial", "find", "latest", "list_checkpoints", "load_checkpoint", "load_run_state", "position",
+    "prune", "read_manifest", "resume", "run_state", "save_checkpoint", "verify", "weights_finite",
+]
