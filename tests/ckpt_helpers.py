@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import atexit
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -75,6 +74,11 @@ class Chaos(ft.Callback):
     kill_at, mark_at = env_int("KILL_AT_STEP"), env_int("MARK_AT_STEP")
     signal_spec = os.environ.get("SIGNAL_AT_STEP", "")
     slow = float(os.environ.get("SLOW", "0"))
+
+    def on_fit_start(self, trainer):  # where this process starts: proves that it resumed
+        s = trainer.state
+        with open(os.path.join(out, "starts.jsonl"), "a") as f:
+            f.write(json.dumps([s.epoch, s.batch_in_epoch, s.global_step]) + "\n")
 
     def on_train_batch_end(self, trainer, loss):
         step = trainer.state.epoch * BATCHES + trainer.state.batch_in_epoch  # = optimizer steps unless accumulating
@@ -258,5 +262,16 @@ def assert_same_run(out: Path, ref: Path, epochs: int = EPOCHS) -> None:
         assert all(torch.equal(ea[k], eb[k]) for k in eb), f"weights after epoch {e} differ"
 
 
-def copy_out(src: Path, dst: Path) -> None:
-    shutil.copytree(src, dst, dirs_exist_ok=True)
+def started_at(out: Path) -> tuple[int, int]:
+    """(epochs done, batches into the next) where the newest run of the script began training."""
+    lines = (Path(out) / "starts.jsonl").read_text().splitlines()
+    epoch, batch, _ = json.loads(lines[-1])
+    return epoch, batch
+
+
+def resumes_from(ckdir: Path) -> tuple[int, int]:
+    """Where a run resuming from ``ckdir`` must start: its newest checkpoint, or the beginning."""
+    from fittorch.checkpoint import latest, position
+
+    newest = latest(ckdir)
+    return position(newest) if newest is not None else (0, 0)

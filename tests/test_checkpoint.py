@@ -32,9 +32,21 @@ def _model(hidden=8):
                                torch.nn.Linear(hidden, 2))
 
 
+class StartedAt(ft.Callback):
+    """Records where fit began training: proves a resume resumed (a fresh start gives the same bits)."""
+
+    def on_fit_start(self, trainer):
+        self.position = (trainer.state.epoch, trainer.state.batch_in_epoch)
+
+
 def _trainer(ckdir=None, hidden=8, **kw):
     kw.setdefault("lr", 0.02)
+    kw.setdefault("callbacks", [StartedAt()])
     return ft.Trainer(_model(hidden), progress=False, metrics=[], checkpoint_dir=ckdir, **kw)
+
+
+def _started(trainer):
+    return trainer.callbacks[0].position
 
 
 def _same_weights(a, b) -> bool:
@@ -102,6 +114,7 @@ def test_resume_from_every_checkpoint_matches_the_uninterrupted_run(run3):
     for path in ck.list_checkpoints(ckdir):
         resumed = _trainer(tmp := ckdir.parent / f"re-{path.name}")
         resumed.fit(_data(), val=_data(30, 1), epochs=3, batch_size=8, resume=path)
+        assert _started(resumed) == ck.position(path)
         assert _same_weights(resumed, trainer), path.name
         assert resumed.history["train_loss"] == trainer.history["train_loss"], path.name
         assert resumed.history["val_loss"] == trainer.history["val_loss"]
@@ -115,6 +128,7 @@ def test_training_longer_is_a_normal_resume(tmp_path):
     b.fit(_data(), epochs=2, batch_size=8)
     b2 = _trainer(tmp_path / "b")
     b2.fit(_data(), epochs=4, batch_size=8, resume="last")
+    assert _started(b2) == (2, 0)
     assert _same_weights(a, b2) and b2.history["train_loss"] == a.history["train_loss"]
 
 
@@ -130,6 +144,7 @@ def test_retention_keeps_the_newest_and_the_best(tmp_path):
     assert ck.best_by(ckdir).name == "ckpt-e000001-b0000000"
     best = _trainer(ckdir)
     best.fit(_data(), epochs=5, batch_size=8, resume="best")
+    assert _started(best) == (1, 0)
     assert _same_weights(best, trainer)  # resumed at epoch 1, trained on to 5, bit-exact
 
 
@@ -141,6 +156,7 @@ def test_trainer_state_dict_round_trip_continues_exactly(tmp_path):
     b = _trainer()
     b.load_state_dict(saved)
     b.fit(_data(), epochs=2, batch_size=8)
+    assert _started(b) == (2, 0)
     assert _same_weights(a, b) and b.history["train_loss"] == a.history["train_loss"]
 
 
@@ -171,6 +187,7 @@ def test_damaged_newest_checkpoint_is_named_and_last_falls_back(run3, damage):
     fallback = _trainer(ckdir)
     with pytest.warns(ck.CheckpointWarning, match="previous good checkpoint"):
         fallback.fit(_data(), val=_data(30, 1), epochs=3, batch_size=8, resume="last")
+    assert _started(fallback) == ck.position(previous)
     assert _same_weights(fallback, trainer)  # redid the last steps from the previous checkpoint, same bits
 
 

@@ -27,16 +27,20 @@ def test_sigkill_at_ten_seeded_random_steps_resumes_bit_exact(tmp_path, tmp_path
     kill_points = sorted(random.Random(2024).sample(range(2, TOTAL - 1), 10))
     resumed_from = []
     for step in kill_points:
+        expected_start = h.resumes_from(ckdir)
         code, log = z.run(script, ckdir, out, extra_env={"KILL_AT_STEP": str(step)})
         assert code == -signal.SIGKILL, f"expected a SIGKILL at step {step}, got {code}:\n{log}"
+        assert h.started_at(out) == expected_start  # it really resumed (a fresh start would also match the bits)
         newest = latest(ckdir)
         assert newest is not None
         done = position(newest)[0] * h.STEPS_PER_EPOCH + position(newest)[1]
         assert step - 7 <= done <= step  # saved every 7 steps and at epoch ends; never past the kill
         verify(newest)
         resumed_from.append(newest.name)
+    expected_start = h.resumes_from(ckdir)
     code, log = z.run(script, ckdir, out)
     assert code == 0, log
+    assert h.started_at(out) == expected_start != (0, 0)
     h.assert_same_run(out, ref)
     assert any(not name.endswith("b0000000") for name in resumed_from), "no mid-epoch resume was exercised"
     assert len(list_checkpoints(ckdir)) <= 3  # keep_last=2, plus the best by val_loss
@@ -81,6 +85,7 @@ def test_sigkill_inside_a_checkpoint_write_keeps_the_previous_one(tmp_path, tmp_
 
     code, log = z.run(script, ckdir, out)
     assert code == 0, log
+    assert h.started_at(out) == position(complete[-1])
     assert not tmp.exists(), "the leftover temporary directory was not cleaned up on the next start"
     h.assert_same_run(out, ref)
 
@@ -96,7 +101,9 @@ def test_accumulation_resume_mid_window_with_in_memory_data(tmp_path, tmp_path_f
     # Batches 23 and 74 are inside a window (23 % 3 == 2, 74 % 3 == 2): SIGTERM saves there.
     for extra in ({"SIGNAL_AT_STEP": "TERM:23"}, {"KILL_AT_STEP": "52"}, {"SIGNAL_AT_STEP": "TERM:74"},
                   {"KILL_AT_STEP": "119"}):
+        expected_start = h.resumes_from(ckdir)
         code, log = z.run(script, ckdir, out, extra_env={**env, **extra})
+        assert h.started_at(out) == expected_start
         expected = 75 if "SIGNAL_AT_STEP" in extra else -signal.SIGKILL
         assert code == expected, log
         if "SIGNAL_AT_STEP" in extra:
@@ -104,7 +111,9 @@ def test_accumulation_resume_mid_window_with_in_memory_data(tmp_path, tmp_path_f
             newest = latest(ckdir)
             assert position(newest) == divmod(at, h.STEPS_PER_EPOCH)
             assert load_checkpoint(newest).state["grads"] is not None  # a window was open
+    expected_start = h.resumes_from(ckdir)
     code, log = z.run(script, ckdir, out, extra_env=env)
     assert code == 0, log
+    assert h.started_at(out) == expected_start != (0, 0)
     h.assert_same_run(out, tmp_path / "ref")
 

@@ -42,6 +42,7 @@ def test_external_sigterm_saves_at_the_current_step_and_resumes_bit_exact(tmp_pa
     assert str(newest) in log
     code, log = z.run(script, ckdir, out)
     assert code == 0, log
+    assert h.started_at(out) == position(newest)
     h.assert_same_run(out, ref)
 
 
@@ -56,6 +57,7 @@ def test_sigint_mid_epoch_checkpoints_that_exact_batch(tmp_path, tmp_path_factor
     assert position(latest(ckdir)) == (2, 10)  # 40 = 2 epochs of 15 + 10 batches
     code, log = z.run(script, ckdir, out)
     assert code == 0, log
+    assert h.started_at(out) == (2, 10)
     h.assert_same_run(out, ref)
 
 
@@ -115,6 +117,7 @@ def test_in_process_signal_returns_interrupted_and_restores_handlers(tmp_path, c
     resumed = ft.Trainer(_model(), lr=0.01, progress=False, metrics=[], checkpoint_dir=tmp_path)
     resumed.fit(_data(), epochs=4, batch_size=8, resume="last")
     assert resumed.state.status == "finished"
+    assert resumed.history["seconds"][0] == history["seconds"][0]  # epoch 1's row came from the checkpoint
     assert resumed.history["train_loss"] == reference.history["train_loss"]
     for a, b in zip(resumed.model.parameters(), reference.model.parameters()):
         assert torch.equal(a, b)
