@@ -341,3 +341,19 @@ def test_an_interrupted_replacement_is_restored_on_the_next_start(run3):
     ck.clean_partial(ckdir)
     assert ck.latest(ckdir) == newest and not moved.exists()
     ck.verify(newest)
+
+
+class _Explode(ft.Callback):
+    def on_epoch_start(self, trainer):
+        if trainer.state.epoch == 2:
+            trainer.optimizer.param_groups[0]["lr"] = 1e30
+
+
+def test_a_diverged_run_names_the_last_good_checkpoint(tmp_path):
+    from fittorch.errors import TrainingError
+
+    ckdir = tmp_path / "ck"
+    with pytest.raises(TrainingError, match=r"last good checkpoint is .*ckpt-e000002-b0000000"):
+        ft.Trainer(_model(), optimizer="sgd", lr=0.05, progress=False, metrics=[], checkpoint_dir=ckdir,
+                   callbacks=[_Explode()]).fit(_data(), epochs=4, batch_size=8)
+    assert ck.latest(ckdir).name == "ckpt-e000002-b0000000"

@@ -240,6 +240,11 @@ class Trainer:
 
     def last_good_checkpoint_hint(self) -> str:
         if self.checkpoint_dir:
+            from .checkpoint import latest
+
+            newest = latest(self.checkpoint_dir)
+            if newest is not None:
+                return f"The last good checkpoint is {newest}; resume from it with fit(..., resume='last')."
             return f"Resume from the last good checkpoint in {self.checkpoint_dir}."
         return ""
 

@@ -23,6 +23,9 @@ class ModelCheckpoint(Callback):
             there is validation data, else ``train_loss``. ``mode`` (min/max) is inferred
             from the name unless given.
 
+    Put it last in ``callbacks`` (``Trainer(checkpoint_dir=...)`` does), so that it saves
+    after every other callback has updated its state.
+
     A checkpoint is also written whenever training stops mid-epoch (a signal, a time
     limit), so that no finished step is lost. Checkpoints with non-finite weights are
     never written: a warning says so and the previous checkpoint stays the newest.
