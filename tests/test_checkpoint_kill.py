@@ -46,6 +46,42 @@ def test_sigkill_at_ten_seeded_random_steps_resumes_bit_exact(tmp_path, tmp_path
     assert len(list_checkpoints(ckdir)) <= 3  # keep_last=2, plus the best by val_loss
 
 
+def test_external_sigkill_at_random_moments_resumes_bit_exact(tmp_path, tmp_path_factory, cli_env):
+    """kill -9 from outside after seeded random delays: inside a step, a validation or a save."""
+    ref = h.reference(tmp_path_factory, cli_env)
+    z = h.zygote(tmp_path_factory, cli_env)
+    script = h.write_script(tmp_path)
+    ckdir, out = tmp_path / "checkpoints", tmp_path / "out"
+    rng = random.Random(99)
+    kills = 0
+    for attempt in range(4):
+        marker = out / "marker"
+        marker.unlink(missing_ok=True)
+        expected_start = h.resumes_from(ckdir)
+        first_step = expected_start[0] * h.STEPS_PER_EPOCH + expected_start[1] + 1
+        z.submit(script, ckdir, out, extra_env={"SLOW": "0.004", "MARK_AT_STEP": str(first_step)})
+        deadline = time.monotonic() + 120
+        while not marker.exists() or not marker.read_text():
+            assert time.monotonic() < deadline, "the training process never started training"
+            time.sleep(0.01)
+        time.sleep(rng.uniform(0.05, 0.5))
+        try:
+            os.kill(int(marker.read_text()), signal.SIGKILL)
+        except ProcessLookupError:  # it finished first: nothing left to kill
+            pass
+        code, log = z.result()
+        assert h.started_at(out) == expected_start
+        if code == 0:
+            break
+        assert code == -signal.SIGKILL, log
+        kills += 1
+    if code != 0:
+        code, log = z.run(script, ckdir, out)
+        assert code == 0, log
+    assert kills >= 2
+    h.assert_same_run(out, ref)
+
+
 def test_a_fresh_process_with_checkpointing_matches_the_reference(tmp_path, tmp_path_factory, cli_env):
     """The reference comes from a forked child; a fresh interpreter that also writes checkpoints
     gives the same bits, so neither forking nor checkpointing changes a run."""
