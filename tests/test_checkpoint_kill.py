@@ -2,7 +2,8 @@
 
 Each training segment is a real process killed with SIGKILL (see ``ckpt_helpers``): shuffling,
 dropout, an LR scheduler and a DataLoader with 2 workers are all on. The reference run has no
-checkpointing at all, so checkpointing itself is shown not to perturb it.
+checkpointing at all, so checkpointing itself is shown not to perturb it. Segments are forked
+from a warm parent to save imports; one resume runs in a fresh interpreter, with the same bits.
 """
 
 from __future__ import annotations
@@ -82,17 +83,6 @@ def test_external_sigkill_at_random_moments_resumes_bit_exact(tmp_path, tmp_path
     h.assert_same_run(out, ref)
 
 
-def test_a_fresh_process_with_checkpointing_matches_the_reference(tmp_path, tmp_path_factory, cli_env):
-    """The reference comes from a forked child; a fresh interpreter that also writes checkpoints
-    gives the same bits, so neither forking nor checkpointing changes a run."""
-    ref = h.reference(tmp_path_factory, cli_env)
-    script = h.write_script(tmp_path)
-    proc = h.run(script, tmp_path / "checkpoints", tmp_path / "out", cli_env)
-    assert "STATUS finished" in proc.stdout
-    h.assert_same_run(tmp_path / "out", ref)
-    assert len(list_checkpoints(tmp_path / "checkpoints")) in (2, 3)
-
-
 def test_sigkill_inside_a_checkpoint_write_keeps_the_previous_one(tmp_path, tmp_path_factory, cli_env):
     ref = h.reference(tmp_path_factory, cli_env)
     z = h.zygote(tmp_path_factory, cli_env)
@@ -119,8 +109,9 @@ def test_sigkill_inside_a_checkpoint_write_keeps_the_previous_one(tmp_path, tmp_
     load_checkpoint(complete[-1])
     assert tmp.exists()
 
-    code, log = z.run(script, ckdir, out)
-    assert code == 0, log
+    # This resume runs in a fresh interpreter, not a forked child: same bits either way.
+    proc = h.run(script, ckdir, out, cli_env)
+    assert "STATUS finished" in proc.stdout
     assert h.started_at(out) == position(complete[-1])
     assert not tmp.exists(), "the leftover temporary directory was not cleaned up on the next start"
     h.assert_same_run(out, ref)
