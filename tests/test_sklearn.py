@@ -338,7 +338,8 @@ def test_validation_split_fills_history_and_callbacks_are_copied(blobs):
     counter = Count()
     clf = small_clf(val_split=0.2, callbacks=[counter]).fit(X, y)
     assert {"train_loss", "val_loss", "val_accuracy"} <= set(clf.history_.columns)
-    assert counter.epochs == 0 and clf.trainer_.callbacks[0].epochs == 5
+    copied = next(cb for cb in clf.trainer_.callbacks if isinstance(cb, Count))
+    assert counter.epochs == 0 and copied is not counter and copied.epochs == 5
 
 
 def test_bad_params_are_refused_with_a_fix():

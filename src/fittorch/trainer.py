@@ -25,6 +25,7 @@ from .loop import evaluate_source, fit_loop
 from .metrics import MetricSet, OutputKind
 from .optim import build_optimizer
 from .seeding import seed_everything
+from .signals import StopOnSignal
 from .state import TrainState
 from .step import StepParts, forward
 
@@ -59,13 +60,21 @@ class Trainer:
             models (faster: less synchronisation), an int sets it, ``None`` leaves torch's setting.
         progress: show a progress bar over epochs (plain log lines when not on a terminal).
         log_every: print a log line every this many epochs (0 for none).
+        checkpoint_dir: write full checkpoints here (at every epoch end, every
+            ``checkpoint_every_steps`` optimizer steps, and when a signal stops training);
+            resume with ``fit(..., resume="last")``. See docs/checkpoints.md.
+        checkpoint_every_steps: also checkpoint every this many optimizer steps (0: epoch ends only).
+        keep_last: keep this many newest checkpoints, plus the best one by ``monitor``.
+        monitor: the history column that picks the best checkpoint (default ``val_loss`` with
+            validation data, else ``train_loss``).
     """
 
     def __init__(self, model: nn.Module, loss="cross_entropy", optimizer="adam", lr: float | None = None, *,
                  optimizer_kwargs: dict | None = None, metrics="auto", device="auto", seed: int = 0,
                  callbacks: Sequence[Callback] = (), precision: str = "fp32", accumulate_steps: int = 1,
                  nonfinite: str = "stop", num_threads: int | str | None = "auto", progress: bool = True,
-                 log_every: int = 10):
+                 log_every: int = 10, checkpoint_dir: str | os.PathLike | None = None,
+                 checkpoint_every_steps: int = 0, keep_last: int = 2, monitor: str | None = None):
         validation.check_model(model)
         validation.check_trainer_args(precision=precision, accumulate_steps=accumulate_steps, nonfinite=nonfinite)
         self.device = resolve_device(device)
@@ -98,7 +107,10 @@ class Trainer:
         self.output_kind: OutputKind | None = None
         self.n_features_in: int | None = None
         self.checkpoint_dir: str | None = None
-        self.fit_params: dict = {}  # batch_size, drop_last, n_train of the current fit (for per-step schedules)
+        self.fit_params: dict = {}  # this fit's batch_size, shuffle, drop_last, n_train, n_batches
+        self.checkpoint_path = None  # the newest checkpoint written or resumed from
+        self.stop_signal: int | None = None  # set by fittorch.signals when SIGTERM/SIGINT stopped fit
+        self._add_checkpointing(checkpoint_dir, checkpoint_every_steps, keep_last, monitor)
         self.parts = StepParts(model=self.model, loss_fn=self.loss_fn, optimizer=self.optimizer,
                                autocast=self._autocast_factory(), scaler=self._make_scaler())
 
@@ -121,8 +133,9 @@ class Trainer:
         if val_src is not None:
             validation.check_source(val_src, "validation")
         self._val_batch_size = val_batch_size
-        self.fit_params = {"batch_size": batch_size, "drop_last": drop_last, "n_train": _len(train_src),
-                           "n_batches": train_src.num_batches(batch_size, drop_last)}
+        # Per-step schedules read these; checkpoints record them and check them on resume.
+        self.fit_params = {"batch_size": batch_size, "shuffle": shuffle, "drop_last": drop_last,
+                           "n_train": _len(train_src), "n_batches": train_src.num_batches(batch_size, drop_last)}
         was_training = self.model.training
         with self._threads():
             self._prepare(train_src, val_src)
@@ -130,15 +143,17 @@ class Trainer:
                 train_src = train_src.to(self.device)
             if isinstance(val_src, InMemoryData):
                 val_src = val_src.to(self.device)
-            if resume is not None:
-                self.resume(resume)
+            fresh = self.state.global_step == 0 and self.state.epoch == 0 and self.state.batch_in_epoch == 0
+            if resume is not None and self.resume(resume):
                 self.state.max_epochs = epochs
             else:
-                if self.state.global_step == 0 and self.state.epoch == 0 and self.state.batch_in_epoch == 0:
+                if fresh:
+                    self._check_checkpoint_dir_unused()
                     seed_everything(self.seed)
                 self.state.max_epochs = self.state.epoch + epochs
             try:
-                fit_loop(self, train_src, val_src, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last)
+                with StopOnSignal(self, enabled=self.checkpoint_dir is not None):
+                    fit_loop(self, train_src, val_src, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last)
             finally:
                 self.model.train(was_training)
         return self.history
@@ -199,10 +214,30 @@ class Trainer:
         self.state.status = "loaded"
         return self
 
-    def resume(self, source) -> None:
-        from .errors import CheckpointError
+    def resume(self, source) -> bool:
+        """Restore the whole run from a checkpoint: ``"last"``, ``"best"``, ``"auto"`` or a path.
 
-        raise CheckpointError("Resuming needs the checkpoint module, which this build does not include yet.")
+        ``"last"`` falls back to the previous checkpoint (with a warning) when the newest is
+        damaged; ``"auto"`` returns False and changes nothing when there is no checkpoint yet.
+        Settings that would make the resume wrong (model shape, batch size, world size, ...)
+        are refused with a CheckpointError naming them. Called by ``fit(..., resume=...)``.
+        """
+        from .checkpoint import resume
+
+        return resume(self, source)
+
+    def state_dict(self) -> dict:
+        """A copy of the whole run (weights, optimizer, scheduler, scaler, TrainState, callbacks, RNG)."""
+        import copy
+
+        from .checkpoint import run_state
+
+        return copy.deepcopy(run_state(self))
+
+    def load_state_dict(self, state: dict) -> None:
+        from .checkpoint import load_run_state
+
+        load_run_state(self, state)
 
     # -- helpers the loop uses ----------------------------------------------------------
     def eval_batch_size(self, batch_size: int) -> int:
@@ -213,10 +248,40 @@ class Trainer:
 
     def last_good_checkpoint_hint(self) -> str:
         if self.checkpoint_dir:
+            from .checkpoint import latest
+
+            newest = latest(self.checkpoint_dir)
+            if newest is not None:
+                return f"The last good checkpoint is {newest}; resume from it with fit(..., resume='last')."
             return f"Resume from the last good checkpoint in {self.checkpoint_dir}."
         return ""
 
     # -- internals --------------------------------------------------------------------
+    def _add_checkpointing(self, checkpoint_dir, every_steps, keep_last, monitor) -> None:
+        from .callbacks.checkpoint import ModelCheckpoint
+
+        given = [cb for cb in self.callbacks if isinstance(cb, ModelCheckpoint)]
+        if checkpoint_dir is not None:
+            if given:
+                raise ConfigError("Pass either checkpoint_dir=... or a ModelCheckpoint callback, not both.")
+            self.callbacks.append(ModelCheckpoint(checkpoint_dir, every_steps=every_steps, keep_last=keep_last,
+                                                  monitor=monitor))  # last: saves after every other callback
+        elif given:
+            checkpoint_dir = given[-1].directory
+        self.checkpoint_dir = None if checkpoint_dir is None else str(checkpoint_dir)
+
+    def _check_checkpoint_dir_unused(self) -> None:
+        from .checkpoint import latest
+        from .errors import CheckpointError
+
+        if self.checkpoint_dir is not None and latest(self.checkpoint_dir) is not None:
+            raise CheckpointError(
+                f"checkpoint_dir {self.checkpoint_dir} already holds checkpoints of another run "
+                f"(newest: {latest(self.checkpoint_dir).name}), and a new run would mix with them. "
+                "Continue that run with fit(..., resume='last'), pass resume='auto' to continue it when it "
+                "exists, or use an empty checkpoint_dir."
+            )
+
     def _prepare(self, train_src, val_src) -> None:
         """Dry-run the model on a sample batch, check shapes/labels, build metrics and hooks."""
         batch = validation.sample_batch(train_src)

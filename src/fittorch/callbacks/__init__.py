@@ -4,6 +4,7 @@ The heavier ones (loggers) import their optional packages only when a fit starts
 """
 
 from .base import Callback
+from .checkpoint import ModelCheckpoint
 from .clipping import GradientClipping
 from .early_stopping import EarlyStopping
 from .guard import NonFiniteGuard
@@ -12,5 +13,5 @@ from .progress import ProgressBar
 from .schedulers import LRScheduler
 from .time_limit import TimeLimit
 
-__all__ = ["Callback", "ProgressBar", "EarlyStopping", "LRScheduler", "GradientClipping", "NonFiniteGuard",
+__all__ = ["Callback", "ModelCheckpoint", "ProgressBar", "EarlyStopping", "LRScheduler", "GradientClipping", "NonFiniteGuard",
            "TimeLimit", "CSVLogger", "TensorBoardLogger", "MLflowLogger"]

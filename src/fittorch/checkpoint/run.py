@@ -1,0 +1,303 @@
+"""A trainer's whole run state <-> a checkpoint directory.
+
+The run state is everything ``fit`` needs to continue exactly where it stopped: weights,
+optimizer / scheduler / grad-scaler state, ``TrainState`` (position, history), each
+callback's ``state_dict()``, every RNG state, the current epoch's batch losses, the
+gradients of an unfinished accumulation window, and the settings that must not change.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from pathlib import Path
+
+import torch
+
+from .._version import __version__
+from ..errors import CheckpointError, ConfigError
+from . import store
+from .flatten import flatten, unflatten
+
+
+class NonFiniteWeights(CheckpointError):
+    """The weights hold NaN or inf: such a checkpoint is never written."""
+
+
+
+# Settings whose change makes a resume wrong: refused, naming the difference.
+REFUSE = ("batch_size", "world_size", "accumulate_steps", "optimizer")
+# Settings whose change can only change bits: a warning.
+WARN = ("torch_version", "num_threads", "seed", "shuffle", "drop_last", "precision", "n_train", "device")
+
+
+# -- the run state -------------------------------------------------------------------------------
+def callback_keys(callbacks) -> list[tuple[str, object]]:
+    """A stable key per callback: its class name, with ``#2``, ``#3`` for repeats."""
+    seen: dict[str, int] = {}
+    keys = []
+    for cb in callbacks:
+        name = type(cb).__name__
+        seen[name] = seen.get(name, 0) + 1
+        keys.append((name if seen[name] == 1 else f"{name}#{seen[name]}", cb))
+    return keys
+
+
+def run_config(trainer) -> dict:
+    from ..serialization import unwrap
+
+    fit_args = getattr(trainer, "fit_params", None) or {}
+    return {
+        "fittorch_version": __version__,
+        "torch_version": torch.__version__,
+        "python_version": platform.python_version(),
+        "num_threads": torch.get_num_threads(),
+        "device": trainer.device.type,
+        "model_class": f"{type(unwrap(trainer.model)).__module__}.{type(unwrap(trainer.model)).__qualname__}",
+        "parameters": {k: list(v.shape) for k, v in unwrap(trainer.model).state_dict().items()},
+        "optimizer": type(trainer.optimizer).__name__,
+        "loss": getattr(trainer.loss_info, "name", None),
+        "seed": trainer.seed,
+        "precision": trainer.precision,
+        "accumulate_steps": trainer.accumulate_steps,
+        "world_size": trainer.dist.world_size,
+        "batch_size": fit_args.get("batch_size"),
+        "shuffle": fit_args.get("shuffle"),
+        "drop_last": fit_args.get("drop_last"),
+        "n_train": fit_args.get("n_train"),
+        "run_config": getattr(trainer, "run_config", None),  # e.g. the CLI's resolved config
+    }
+
+
+def run_state(trainer, *, include_model: bool = True) -> dict:
+    """The whole run as a tree of plain data and tensors (see :func:`load_run_state`)."""
+    from ..seeding import get_rng_state
+    from ..serialization import unwrap
+
+    scheduler = getattr(trainer, "scheduler", None)
+    scaler = trainer.parts.scaler
+    k = trainer.accumulate_steps
+    mid_window = k > 1 and trainer.state.batch_in_epoch % k != 0
+    params = [p for g in trainer.optimizer.param_groups for p in g["params"]]
+    state = {
+        "train_state": trainer.state.state_dict(),
+        "optimizer": trainer.optimizer.state_dict(),
+        "scheduler": scheduler.state_dict() if scheduler is not None and hasattr(scheduler, "state_dict") else None,
+        "scaler": scaler.state_dict() if scaler is not None else None,
+        "callbacks": {key: cb.state_dict() for key, cb in callback_keys(trainer.callbacks)},
+        "rng": get_rng_state(),
+        "epoch_losses": torch.stack(trainer.epoch_losses) if trainer.epoch_losses else None,
+        # Gradients summed so far in an unfinished accumulation window (only mid-window).
+        "grads": [p.grad for p in params] if mid_window else None,
+        "config": run_config(trainer),
+    }
+    if include_model:
+        state["model"] = unwrap(trainer.model).state_dict()
+    return state
+
+
+def load_run_state(trainer, state: dict, *, source: str = "state") -> None:
+    """Restore what :func:`run_state` captured. RNG states are restored last."""
+    from ..seeding import set_rng_state
+    from ..serialization import load_into, unwrap
+
+    if state.get("model") is not None:
+        load_into(unwrap(trainer.model), state["model"], source=source)
+    try:
+        trainer.optimizer.load_state_dict(state["optimizer"])
+    except (ValueError, KeyError, RuntimeError) as exc:
+        raise CheckpointError(f"The optimizer state in {source} does not fit this {type(trainer.optimizer).__name__} "
+                              f"({exc}). Use the optimizer and parameter groups the run was started with.") from None
+    scheduler = getattr(trainer, "scheduler", None)
+    if state.get("scheduler") is not None and scheduler is not None:
+        scheduler.load_state_dict(state["scheduler"])
+    if state.get("scaler") is not None and trainer.parts.scaler is not None:
+        trainer.parts.scaler.load_state_dict(state["scaler"])
+    saved_cbs = state.get("callbacks") or {}
+    for key, cb in callback_keys(trainer.callbacks):
+        if key in saved_cbs:
+            cb.load_state_dict(saved_cbs[key])
+        elif cb.state_dict():
+            store.warn(f"{source} has no state for callback {key}; it starts fresh.")
+    trainer.state.load_state_dict(state["train_state"])
+    losses = state.get("epoch_losses")
+    trainer.epoch_losses = [] if losses is None else list(losses.to(trainer.device).unbind(0))
+    if state.get("grads") is not None:
+        params = [p for g in trainer.optimizer.param_groups for p in g["params"]]
+        for p, g in zip(params, state["grads"]):
+            p.grad = None if g is None else g.to(device=p.device, dtype=p.dtype)
+    set_rng_state(state["rng"])
+
+
+# -- compatibility --------------------------------------------------------------------------------
+def check_compatible(saved: dict, current: dict, source: str) -> None:
+    """Refuse a resume whose settings would make it wrong; warn where only bits may differ."""
+    problems = []
+    old_p, new_p = saved.get("parameters") or {}, current.get("parameters") or {}
+    if old_p and old_p != new_p:
+        shapes = [f"{k}: {old_p[k]} -> {new_p[k]}" for k in old_p if k in new_p and old_p[k] != new_p[k]]
+        missing = [k for k in old_p if k not in new_p]
+        extra = [k for k in new_p if k not in old_p]
+        detail = "; ".join(shapes[:4] + [f"missing now: {', '.join(missing[:4])}"] * bool(missing)
+                           + [f"new: {', '.join(extra[:4])}"] * bool(extra))
+        problems.append(f"model shape ({detail})")
+    for key in REFUSE:
+        if saved.get(key) is not None and current.get(key) is not None and saved[key] != current[key]:
+            problems.append(f"{key} {saved[key]!r} -> {current[key]!r}")
+    if problems:
+        raise CheckpointError(
+            f"Cannot resume from {source}: the run was started with different settings: {'; '.join(problems)}. "
+            "Resume with the settings the run was started with, or start a new run in another checkpoint_dir."
+        )
+    changed = [f"{key} {saved[key]!r} -> {current[key]!r}" for key in WARN
+               if saved.get(key) is not None and current.get(key) is not None and saved[key] != current[key]]
+    if changed:
+        store.warn(f"Resuming from {source} with changed settings ({'; '.join(changed)}): the run continues, "
+                   "but its bits may differ from an uninterrupted run.")
+
+
+# -- saving and loading ------------------------------------------------------------------------------
+def weights_finite(model) -> bool:
+    """One host sync: are all floating-point parameters and buffers finite?"""
+    tensors = [t for t in list(model.parameters()) + list(model.buffers()) if t.is_floating_point()]
+    if not tensors:
+        return True
+    return bool(torch.stack([torch.isfinite(t).all() for t in tensors]).all())
+
+
+def save_checkpoint(trainer, directory: str | os.PathLike, *, monitor: dict | None = None) -> Path | None:
+    """Write the trainer's full run state as a new checkpoint in ``directory``.
+
+    Only the main process writes; every process waits at a barrier. Returns the
+    checkpoint's path (None on other ranks). Non-finite weights are never saved.
+    """
+    path = None
+    try:
+        if trainer.dist.is_main:
+            if not weights_finite(trainer.model):
+                raise NonFiniteWeights(
+                    f"Not saving a checkpoint at epoch {trainer.state.epoch}, batch {trainer.state.batch_in_epoch}: "
+                    "the model's weights are not finite (NaN or inf). The previous checkpoint is kept."
+                )
+            path = _write(trainer, Path(directory), monitor)
+    finally:
+        trainer.dist.barrier()
+    return path
+
+
+def _write(trainer, directory: Path, monitor: dict | None) -> Path:
+    from safetensors.torch import save as st_save
+
+    tree, tensors = flatten(run_state(trainer, include_model=False), "run")
+    state = trainer.state
+    name = store.checkpoint_name(state.epoch, state.batch_in_epoch)
+
+    def write_files(tmp: Path) -> None:
+        trainer.save(tmp, metadata={"checkpoint": name})  # model.safetensors + model.json
+        store.write_bytes(tmp / "state.safetensors", st_save(tensors, metadata={"format": "pt"}))
+        store.write_bytes(tmp / "state.json", json.dumps(tree).encode())
+
+    extra = {"epoch": state.epoch, "batch_in_epoch": state.batch_in_epoch, "global_step": state.global_step,
+             "monitor": monitor, "fittorch_version": __version__, "torch_version": torch.__version__}
+    return store.write_checkpoint(directory, name, write_files, extra)
+
+
+class Checkpoint:
+    """A loaded, hash-verified checkpoint: ``.path``, ``.manifest``, ``.model_state``, ``.state``."""
+
+    def __init__(self, path: Path, manifest: dict, model_state: dict, state: dict):
+        self.path, self.manifest, self.model_state, self.state = path, manifest, model_state, state
+
+    @property
+    def config(self) -> dict:
+        return self.state.get("config") or {}
+
+    def __repr__(self) -> str:
+        m = self.manifest
+        return f"Checkpoint({self.path}, epoch={m.get('epoch')}, batch_in_epoch={m.get('batch_in_epoch')})"
+
+
+def load_checkpoint(path: str | os.PathLike, *, device: str | torch.device = "cpu") -> Checkpoint:
+    """Read and verify one checkpoint directory. Never unpickles anything.
+
+    Every file is checked against the manifest's SHA-256 before it is parsed; a mismatch
+    raises :class:`CheckpointError` naming the file, both hashes and the previous checkpoint.
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load as st_load
+
+    path = Path(path)
+    manifest = store.read_manifest(path)
+    loaded = {}
+    for name in ("model.safetensors", "state.safetensors", "state.json"):
+        data = store.read_file(path / name, manifest)
+        try:
+            loaded[name] = json.loads(data) if name.endswith(".json") else st_load(data)
+        except (SafetensorError, ValueError, UnicodeDecodeError) as exc:
+            raise CheckpointError(f"{path / name} could not be parsed ({exc}) although its hash matches the "
+                                  f"manifest; it was not written by fittorch. {store._previous_hint(path)}") from None
+    state = unflatten(loaded["state.json"], loaded["state.safetensors"])
+    model_state = loaded["model.safetensors"]
+    if str(device) != "cpu":
+        model_state = {k: v.to(device) for k, v in model_state.items()}
+    return Checkpoint(path, manifest, model_state, state)
+
+
+def find(source, checkpoint_dir) -> list[Path]:
+    """Candidate checkpoints for ``source`` ("last", "auto", "best", or a path), best first."""
+    if isinstance(source, str) and source in ("last", "auto", "best"):
+        if checkpoint_dir is None:
+            raise ConfigError(f"resume={source!r} needs a checkpoint directory: create the Trainer with "
+                              "checkpoint_dir=..., or pass the checkpoint's path as resume=...")
+        if source == "best":
+            best = store.best_by(checkpoint_dir)
+            return [best] if best is not None else []
+        return list(reversed(store.list_checkpoints(checkpoint_dir)))
+    if not isinstance(source, (str, os.PathLike)):
+        raise ConfigError(f"resume={source!r}: expected 'last', 'best', 'auto' or a checkpoint path.")
+    p = Path(source)
+    if store.position(p) is not None or (p / store.MANIFEST).exists():
+        if not p.exists():
+            raise CheckpointError(f"resume={str(source)!r}: no checkpoint at {p}.")
+        return [p]
+    for d in (p, p / "checkpoints"):
+        found = store.list_checkpoints(d)
+        if found:
+            return list(reversed(found))
+    raise CheckpointError(f"resume={str(source)!r}: {p} is neither a checkpoint nor a directory holding "
+                          "checkpoints (ckpt-e*-b*/ with a manifest.json).")
+
+
+def resume(trainer, source) -> bool:
+    """Restore ``trainer`` from ``source``; False when ``source='auto'`` and there is none yet."""
+    candidates = find(source, trainer.checkpoint_dir)
+    if not candidates:
+        if source == "auto":
+            return False
+        where = trainer.checkpoint_dir
+        raise CheckpointError(
+            f"resume={source!r}: there is no checkpoint in {where} to resume from. Start the run without "
+            "resume, or pass resume='auto' to resume when a checkpoint exists and start fresh otherwise."
+        )
+    fallback = source in ("last", "auto") or (len(candidates) > 1)
+    skipped: list[str] = []
+    for path in candidates:
+        try:
+            ckpt = load_checkpoint(path, device=trainer.device)
+        except CheckpointError as exc:
+            if not fallback:
+                raise
+            skipped.append(str(exc))
+            continue
+        if skipped:
+            store.warn(f"Skipped {len(skipped)} damaged checkpoint(s): {' | '.join(skipped)} "
+                       f"Resuming from the previous good checkpoint {path} instead; the steps after it are redone.")
+        check_compatible(ckpt.config, run_config(trainer), str(path))
+        state = dict(ckpt.state, model=ckpt.model_state)
+        load_run_state(trainer, state, source=str(path))
+        trainer.checkpoint_path = path
+        return True
+    error = skipped[0] if skipped else ""
+    raise CheckpointError(f"No intact checkpoint to resume from in {candidates[0].parent}: every one is damaged. "
+                          f"The newest error: {error}")
