@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import ConfigError, did_you_mean
 
@@ -67,6 +67,13 @@ class ModelConfig(_Section):
     target: str | None = Field(None, description="import: 'package.module:ClassOrFactory'")
     kwargs: dict[str, Any] = Field(default_factory=dict, description="import: keyword arguments for the target")
 
+    @field_validator("activation")
+    @classmethod
+    def _activation(cls, value: str) -> str:
+        from .models import ACTIVATIONS
+
+        return _known("activation", value, ACTIVATIONS)
+
     @model_validator(mode="after")
     def _check(self):
         if self.type == "import" and not self.target:
@@ -85,6 +92,13 @@ class OptimizerConfig(_Section):
     lr: float = Field(0.001, gt=0.0, description="learning rate")
     weight_decay: float = Field(0.0, ge=0.0, description="L2 penalty / decoupled decay (adamw)")
     kwargs: dict[str, Any] = Field(default_factory=dict, description="other optimizer arguments, e.g. momentum")
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        from .optim import OPTIMIZERS
+
+        return _known("optimizer", value.lower(), OPTIMIZERS)
 
 
 class SchedulerConfig(BaseModel):
@@ -136,8 +150,24 @@ class Config(_Section):
     loggers: list[Literal["csv", "tensorboard", "mlflow"]] = Field(default_factory=lambda: ["csv"],
                                                                   description="csv, tensorboard, mlflow")
 
+    @field_validator("loss")
+    @classmethod
+    def _loss(cls, value: str | None) -> str | None:
+        from .losses import _ALIASES, LOSSES
+
+        if value is None:
+            return None
+        return _ALIASES.get(value.lower()) or _known("loss", value.lower(), LOSSES)
+
     def to_dict(self) -> dict:
         return self.model_dump(mode="json")
+
+
+def _known(kind: str, value: str, choices) -> str:
+    if value not in choices:
+        raise ValueError(f"unknown {kind} '{value}'.{did_you_mean(value, choices)} "
+                         f"Expected one of: {', '.join(sorted(choices))}")
+    return value
 
 
 # ---------------------------------------------------------------------------------------
@@ -264,7 +294,8 @@ def _first_error(exc: ValidationError, source: str) -> str:
     if etype == "missing":
         return f"{source}: '{key}' is required but missing. See docs/config.md for the schema."
     if etype == "value_error":
-        return f"{source}: {str(err['msg']).removeprefix('Value error, ')}."
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        return f"{source}: {msg}." if msg.startswith(("data.", "model.")) or not loc else f"{source}: '{key}': {msg}."
     if etype == "literal_error":
         expected = err.get("ctx", {}).get("expected", "")
         return (f"{source}: '{key}' is {given!r}; expected one of {expected}."

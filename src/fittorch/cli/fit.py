@@ -31,7 +31,10 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
+    import shutil
+
     from ..config import load_config, save_config
+    from ..errors import ConfigError, DataError, DataTypeError, ModelError
     from ..experiment import Experiment, build_trainer, prepare_data
     from ..runs import execute, next_run_dir
 
@@ -44,7 +47,12 @@ def run(args) -> int:
     exp = Experiment(cfg, prep, splits, trainer)
     run_dir.mkdir(parents=True, exist_ok=True)
     save_config(cfg, run_dir / "config.yaml")
-    code = execute(exp, run_dir, quiet=args.quiet)
+    try:
+        code = execute(exp, run_dir, quiet=args.quiet)
+    except (ConfigError, DataError, DataTypeError, ModelError):
+        if trainer.state.global_step == 0:  # refused before any training: leave no run behind
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
     if args.quiet and code == 0:
         from ..runs import read_run_json, summary_line
 
