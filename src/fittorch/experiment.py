@@ -378,7 +378,7 @@ def build_model(cfg: Config, n_features: int, n_outputs: int):
 
 
 class ClipGradNorm(Callback):
-    """``train.grad_clip``: clip the global gradient norm after each backward pass (no host sync)."""
+    """``train.grad_clip`` in builds without ``fittorch.callbacks.GradientClipping``."""
 
     def __init__(self, max_norm: float):
         self.max_norm = float(max_norm)
@@ -390,7 +390,7 @@ class ClipGradNorm(Callback):
 
 
 class EpochCSV(Callback):
-    """The ``csv`` logger: rewrite ``metrics.csv`` as each epoch ends, so a killed run keeps its rows."""
+    """The ``csv`` logger in builds without ``fittorch.callbacks.CSVLogger``: metrics.csv each epoch."""
 
     def __init__(self, path):
         self.path = Path(path)
@@ -423,16 +423,21 @@ def build_callbacks(cfg: Config, run_dir: Path | None, has_val: bool) -> list:
         cls = _optional("LRScheduler", "scheduler")
         args = cfg.scheduler.model_dump()
         callbacks.append(cls(args.pop("name"), **args))
+    import fittorch.callbacks as cbs
+
     if cfg.train.grad_clip:
-        callbacks.append(ClipGradNorm(cfg.train.grad_clip))
+        clip = getattr(cbs, "GradientClipping", None)
+        callbacks.append(clip(max_norm=cfg.train.grad_clip) if clip else ClipGradNorm(cfg.train.grad_clip))
     if run_dir is not None:
         for logger in dict.fromkeys(cfg.loggers):
             if logger == "csv":
-                callbacks.append(EpochCSV(run_dir / "metrics.csv"))
+                csv_logger = getattr(cbs, "CSVLogger", None)
+                path = run_dir / "metrics.csv"
+                callbacks.append(csv_logger(path) if csv_logger else EpochCSV(path))
             elif logger == "tensorboard":
                 callbacks.append(_optional("TensorBoardLogger", "loggers: tensorboard")(run_dir / "tensorboard"))
             elif logger == "mlflow":
-                callbacks.append(_optional("MLflowLogger", "loggers: mlflow")(run_name=run_dir.name))
+                callbacks.append(_optional("MLflowLogger", "loggers: mlflow")(run_dir))
     return callbacks
 
 

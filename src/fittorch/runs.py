@@ -157,8 +157,9 @@ def execute(exp, run_dir: Path, *, resume: bool = False, quiet: bool = False, lo
     save_model_bundle(exp, run_dir)
     if exp.splits.test is not None:
         info["test"] = trainer.evaluate(exp.splits.test)
-    write_artifacts(trainer, run_dir, cfg, log=say)
     _finish(run_dir, info, trainer, started, status)
+    write_artifacts(trainer, run_dir, cfg, val=exp.splits.val, labels=exp.prep.classes,
+                    total_seconds=read_run_json(run_dir).get("seconds"), log=say)
     say(summary_line(run_dir, read_run_json(run_dir)))
     return 0
 
@@ -201,7 +202,7 @@ def summary_line(run_dir, info: dict) -> str:
     return " | ".join(parts) + f" -> {run_dir}"
 
 
-def write_artifacts(trainer, run_dir: Path, cfg, log=print) -> None:
+def write_artifacts(trainer, run_dir: Path, cfg, *, val=None, labels=None, total_seconds=None, log=print) -> None:
     """curves.png (+ report.html, confusion_matrix.png with the report module)."""
     try:
         from .report import write_run_artifacts
@@ -209,7 +210,8 @@ def write_artifacts(trainer, run_dir: Path, cfg, log=print) -> None:
         write_run_artifacts = None
     try:
         if write_run_artifacts is not None:
-            write_run_artifacts(trainer, run_dir, config=cfg.to_dict())
+            write_run_artifacts(trainer, run_dir, val=val, config=cfg.to_dict(), name=run_dir.name,
+                                labels=[str(c) for c in labels] if labels else None, total_seconds=total_seconds)
         elif len(trainer.history):
             trainer.history.plot(run_dir / "curves.png", title=run_dir.name,
                                  best=cfg.monitor if cfg.monitor in trainer.history.columns else None)
@@ -231,8 +233,11 @@ def save_model_bundle(exp, run_dir: Path) -> Path:
     })
 
 
-def load_run(run_dir: str | os.PathLike, *, weights: str | os.PathLike | None = None):
-    """(config, Preprocessing, Trainer with the trained weights) of a run directory."""
+def load_run(run_dir: str | os.PathLike, *, checkpoint: str | None = None):
+    """(config, Preprocessing, Trainer with the trained weights) of a run directory.
+
+    ``checkpoint``: ``"best"`` or ``"last"`` loads that checkpoint's weights instead of the final model.
+    """
     from .config import load_config
     from .experiment import Preprocessing, build_trainer
     from .serialization import read_metadata
@@ -246,24 +251,29 @@ def load_run(run_dir: str | os.PathLike, *, weights: str | os.PathLike | None = 
     prep = Preprocessing.from_dict(meta["preprocessing"])
     trainer = build_trainer(cfg, prep, run_dir=None, quiet=True)
     trainer.load(run_dir / "model.safetensors")  # also restores the output kind for metrics
-    if weights is not None:
-        from .serialization import load_into, load_state, unwrap
+    if checkpoint is not None:
+        from .serialization import load_into, unwrap
 
-        load_into(unwrap(trainer.model), load_state(weights, trainer.device), source=str(weights))
+        path, state = checkpoint_state(run_dir, checkpoint, cfg.monitor)
+        load_into(unwrap(trainer.model), {k: v.to(trainer.device) for k, v in state.items()}, source=str(path))
     return cfg, prep, trainer
 
 
-def checkpoint_weights(run_dir: Path, which: str) -> Path:
-    """The model weights file of the ``best`` or ``last`` checkpoint in ``run_dir/checkpoints``."""
+def checkpoint_state(run_dir: Path, which: str, monitor: str = "val_loss"):
+    """(path, model state dict) of the ``best`` or ``last`` checkpoint in ``run_dir/checkpoints``."""
+    try:
+        from .checkpoint import best_by, latest, load_checkpoint
+    except ImportError:
+        raise CheckpointError("This fittorch build has no checkpoint module; evaluate the final model "
+                              "(leave out --checkpoint).") from None
     ckpt = Path(run_dir) / "checkpoints"
-    files = sorted(ckpt.rglob("*.safetensors")) if ckpt.is_dir() else []
-    files = [f for f in files if "model" in f.name and not any(p.startswith(".") or "tmp" in p for p in f.parts)]
-    if which == "best":
-        files = [f for f in files if "best" in str(f.relative_to(ckpt))]
-    if not files:
-        raise CheckpointError(f"No {which} checkpoint with model weights in {ckpt}. "
-                              "Evaluate the final model instead (leave out --checkpoint).")
-    return max(files, key=lambda f: f.stat().st_mtime)
+    path = None
+    if ckpt.is_dir():
+        path = best_by(ckpt, monitor) if which == "best" else latest(ckpt)
+    if path is None:
+        raise CheckpointError(f"No {which} checkpoint in {ckpt}. Evaluate the final model instead "
+                              "(leave out --checkpoint).")
+    return path, load_checkpoint(path).model_state
 
 
 # ---------------------------------------------------------------------------------------

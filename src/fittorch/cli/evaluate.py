@@ -31,11 +31,10 @@ def run(args) -> int:
     import json
 
     from ._data import labelled_data
-    from ..runs import check_run_dir, checkpoint_weights, load_run
+    from ..runs import check_run_dir, load_run
 
     run_dir = check_run_dir(args.run_dir)
-    weights = checkpoint_weights(run_dir, args.checkpoint) if args.checkpoint else None
-    cfg, prep, trainer = load_run(run_dir, weights=weights)
+    cfg, prep, trainer = load_run(run_dir, checkpoint=args.checkpoint)
     what, X, y = labelled_data(cfg, prep, args.data)
     result = trainer.evaluate((X, y), batch_size=args.batch_size)
     if args.json:

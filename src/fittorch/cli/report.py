@@ -36,9 +36,15 @@ def run(args) -> int:
         history.plot(run_dir / "curves.png", title=run_dir.name,
                      best=cfg.monitor if cfg.monitor in history.columns else None)
     else:
+        from ..experiment import prepare_data
+
+        info = read_run_json(run_dir)
         trainer.state.history = history
-        trainer.state.status = read_run_json(run_dir).get("status", "finished")
-        write_artifacts(trainer, run_dir, cfg)
+        trainer.state.status = info.get("status", "finished")
+        trainer.state.stop_reason = info.get("stop_reason", "")
+        prep, splits = prepare_data(cfg)  # the same validation split as in training (same seed)
+        write_artifacts(trainer, run_dir, cfg, val=splits.val, labels=prep.classes,
+                        total_seconds=info.get("seconds"))
     written = [n for n in ("curves.png", "confusion_matrix.png", "report.html") if (run_dir / n).exists()]
     print(f"Wrote {', '.join(str(run_dir / n) for n in written)}")
     return 0
