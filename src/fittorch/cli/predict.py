@@ -48,5 +48,11 @@ def run(args) -> int:
         out.to_csv(args.output, index=False)
         print(f"Wrote {len(out)} predictions to {args.output}", file=sys.stderr)
     else:
-        out.to_csv(sys.stdout, index=False)
+        try:
+            out.to_csv(sys.stdout, index=False)
+            sys.stdout.flush()
+        except BrokenPipeError:  # `fittorch predict ... | head`: the reader has all it wanted
+            import os
+
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
