@@ -251,6 +251,10 @@ def load_run(run_dir: str | os.PathLike, *, checkpoint: str | None = None):
     prep = Preprocessing.from_dict(meta["preprocessing"])
     trainer = build_trainer(cfg, prep, run_dir=None, quiet=True)
     trainer.load(run_dir / "model.safetensors")  # also restores the output kind for metrics
+    if prep.classes is not None and getattr(trainer, "classes", None) is not None:
+        # model.json names the original labels (for Trainer.load users); the CLI encodes labels
+        # itself with `prep`, so this trainer sees the class indices it was trained on.
+        trainer.classes = list(range(len(prep.classes)))
     if checkpoint is not None:
         from .serialization import load_into, unwrap
 
