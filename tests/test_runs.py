@@ -91,3 +91,24 @@ def test_runs_table(tmp_path):
     assert lines[1].startswith("iris") and "5/5" in lines[1] and "accuracy" in lines[1]
     with pytest.raises(ConfigError, match="does not exist"):
         list_runs(tmp_path / "nope")
+
+
+def test_only_rank_0_writes_files(tmp_path, monkeypatch):
+    exp, run_dir = small_run(tmp_path)
+    monkeypatch.setenv("RANK", "1")
+    assert execute(exp, run_dir, quiet=True) == 0
+    written = {p.name for p in run_dir.iterdir()}
+    # (metrics.csv comes from the csv logger, which asks trainer.dist; without a process group it is rank 0)
+    assert not written & {"run.json", "model.safetensors", "model.json", "curves.png"}, written
+
+
+def test_fit_into_an_exact_run_dir(tmp_path, capsys):
+    from fittorch.cli import main
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("data: {source: 'sklearn:iris'}\ntrain: {epochs: 2}\n")
+    target = tmp_path / "given"
+    assert main(["fit", str(cfg), "--run-dir", str(target), "--quiet"]) == 0
+    assert (target / "model.safetensors").exists() and not (tmp_path / "runs").exists()
+    assert main(["fit", str(cfg), "--run-dir", str(target)]) == 2
+    assert "already holds a run" in capsys.readouterr().err

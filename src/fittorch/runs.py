@@ -121,10 +121,19 @@ def check_run_dir(run_dir: str | os.PathLike, need=("config.yaml",)) -> Path:
 # Running an experiment inside its folder
 
 
+def is_main_process() -> bool:
+    """Rank 0 of a torchrun launch (or a plain process): the one that writes the run's files."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
 def execute(exp, run_dir: Path, *, resume: bool = False, quiet: bool = False, log=print) -> int:
-    """Fit ``exp`` inside ``run_dir``; keep run.json current; save model and artifacts. Returns the exit code."""
+    """Fit ``exp`` inside ``run_dir``; keep run.json current; save model and artifacts. Returns the exit code.
+
+    Under torchrun every rank trains (and evaluates: it is a collective), rank 0 alone writes files.
+    """
     trainer, cfg = exp.trainer, exp.config
-    say = (lambda *a, **k: None) if quiet else log
+    main = is_main_process()
+    say = log if (main and not quiet) else (lambda *a, **k: None)
     info = read_run_json(run_dir)
     started = time.time()
     if resume:
@@ -135,7 +144,8 @@ def execute(exp, run_dir: Path, *, resume: bool = False, quiet: bool = False, lo
                      "device": str(trainer.device), "max_epochs": cfg.train.epochs, "seconds": 0.0})
     info.update({"status": "running", "pid": os.getpid(), "ended": None})
     info.pop("error", None)
-    write_run_json(run_dir, info)
+    if main:
+        write_run_json(run_dir, info)
     sizes = ", ".join(f"{k} {v}" for k, v in exp.splits.sizes.items() if v)
     say(f"{'Resuming' if resume else 'Run'} {run_dir} | task {exp.prep.task} | {sizes} rows | device {trainer.device}")
     fit_args = dict(exp.fit_kwargs())
@@ -144,19 +154,24 @@ def execute(exp, run_dir: Path, *, resume: bool = False, quiet: bool = False, lo
     try:
         trainer.fit(exp.splits.train, exp.splits.val, **fit_args)
     except BaseException as exc:
-        status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
-        _finish(run_dir, info, trainer, started, status, error=f"{type(exc).__name__}: {exc}".splitlines()[0])
+        if main:
+            status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+            _finish(run_dir, info, trainer, started, status, error=f"{type(exc).__name__}: {exc}".splitlines()[0])
         raise
     status = trainer.state.status
-    trainer.history.to_csv(run_dir / "metrics.csv")
     if status == "interrupted":
-        _finish(run_dir, info, trainer, started, "interrupted")
-        print(f"Interrupted after epoch {trainer.state.epoch}; the last checkpoint is in {run_dir / 'checkpoints'}.\n"
-              f"Continue with: fittorch resume {run_dir}", file=sys.stderr)
+        if main:
+            trainer.history.to_csv(run_dir / "metrics.csv")
+            _finish(run_dir, info, trainer, started, "interrupted")
+            print(f"Interrupted after epoch {trainer.state.epoch}; the last checkpoint is in "
+                  f"{run_dir / 'checkpoints'}.\nContinue with: fittorch resume {run_dir}", file=sys.stderr)
         return EXIT_INTERRUPTED
-    save_model_bundle(exp, run_dir)
     if exp.splits.test is not None:
         info["test"] = trainer.evaluate(exp.splits.test)
+    if not main:
+        return 0
+    trainer.history.to_csv(run_dir / "metrics.csv")
+    save_model_bundle(exp, run_dir)
     _finish(run_dir, info, trainer, started, status)
     write_artifacts(trainer, run_dir, cfg, val=exp.splits.val, labels=exp.prep.classes,
                     total_seconds=read_run_json(run_dir).get("seconds"), log=say)
