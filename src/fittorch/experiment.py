@@ -85,8 +85,11 @@ class Preprocessing:
             return y.astype(np.float32)
         import pandas as pd
 
-        index = {_plain(c): i for i, c in enumerate(self.classes)}
-        codes = pd.Series(list(y)).map(lambda v: index.get(_plain(v), -1)).to_numpy()
+        try:  # vectorised; -1 marks a label outside the known classes
+            codes = np.asarray(pd.Categorical(np.asarray(y).ravel(), categories=self.classes).codes, dtype=np.int64)
+        except (TypeError, ValueError):  # labels of mixed types: match one by one
+            index = {_plain(c): i for i, c in enumerate(self.classes)}
+            codes = pd.Series(list(y)).map(lambda v: index.get(_plain(v), -1)).to_numpy()
         if (codes < 0).any():
             unknown = sorted({str(v) for v, c in zip(y, codes) if c < 0})
             raise DataError(f"{what} has label(s) the model never saw: {', '.join(unknown[:5])}. "

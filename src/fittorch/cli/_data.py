@@ -43,7 +43,8 @@ def labelled_data(cfg, prep, data: str | None):
     if target not in df.columns:
         raise DataError(f"{data} has no target column {target!r}, which evaluate needs to score the model. "
                         f"To predict unlabelled rows use: fittorch predict RUN_DIR {data}")
-    return data, prep.frame_to_X(df.drop(columns=[target]), data), prep.encode(df[target].to_numpy(), data)
+    return data, prep.frame_to_X(df.drop(columns=[target]), data, allow=_ignored(cfg, df)), \
+        prep.encode(df[target].to_numpy(), data)
 
 
 def feature_data(cfg, prep, data: str) -> np.ndarray:
@@ -53,4 +54,9 @@ def feature_data(cfg, prep, data: str) -> np.ndarray:
         df, _ = _sklearn_frame(cfg, prep, data)
         return prep.frame_to_X(df, data)
     df = read_table(data)
-    return prep.frame_to_X(df, data, allow=(prep.target or "y",))
+    return prep.frame_to_X(df, data, allow=(prep.target or "y", *_ignored(cfg, df)))
+
+
+def _ignored(cfg, df) -> tuple:
+    """With ``data.features`` the user picked columns, so the file's other columns are expected."""
+    return tuple(str(c) for c in df.columns) if cfg.data.features is not None else ()
