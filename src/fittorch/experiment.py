@@ -86,7 +86,7 @@ class Preprocessing:
         import pandas as pd
 
         try:  # vectorised; -1 marks a label outside the known classes
-            codes = np.asarray(pd.Categorical(np.asarray(y).ravel(), categories=self.classes).codes, dtype=np.int64)
+            codes = np.asarray(pd.Index(self.classes).get_indexer(np.asarray(y).ravel()), dtype=np.int64)
         except (TypeError, ValueError):  # labels of mixed types: match one by one
             index = {_plain(c): i for i, c in enumerate(self.classes)}
             codes = pd.Series(list(y)).map(lambda v: index.get(_plain(v), -1)).to_numpy()
