@@ -4,27 +4,47 @@ Each command lives in its own module with ``add_parser(subparsers)`` and ``run(a
 ``COMMANDS`` lists them in help order. Errors print as one line with a hint; ``--debug``
 shows the traceback.
 
-Exit codes: 0 success, 1 failure during a run, 2 usage or config error.
+Exit codes: 0 success, 1 failure during a run, 2 usage or config error, 75 interrupted
+with a checkpoint (continue with ``fittorch resume RUN_DIR``).
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import sys
 
 from .._version import __version__
 
-COMMANDS = ["demo"]  # module names under fittorch.cli
+COMMANDS = ["fit", "resume", "evaluate", "predict", "report", "runs", "demo"]  # modules under fittorch.cli
+if importlib.util.find_spec(f"{__name__}.doctor") is not None:  # written by the doctor issue
+    COMMANDS.insert(COMMANDS.index("demo"), "doctor")
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+
+EPILOG = """\
+worked example (a CSV file with a label column, no Python code):
+  cat > iris.yaml <<'YAML'
+  data: {source: iris.csv, target: species, test_split: 0.2}
+  model: {type: mlp, hidden: [32]}
+  train: {epochs: 60, batch_size: 16}
+  YAML
+  fittorch fit iris.yaml                          # -> runs/iris/ (model, metrics.csv, curves.png)
+  fittorch evaluate runs/iris                     # metrics on the held-out test split
+  fittorch predict runs/iris new.csv -o preds.csv # predictions with the original label names
+  fittorch runs                                   # compare runs
+
+exit codes: 0 ok, 1 failed during a run, 2 usage/config/data error, 75 interrupted (resumable).
+Run 'fittorch COMMAND --help' for a worked example of each command.
+"""
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fittorch",
         description="Train PyTorch models with a complete, correct and fast training loop.",
-        epilog="Run 'fittorch COMMAND --help' for a worked example of each command.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"fittorch {__version__}")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
@@ -37,7 +57,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv  # accepted anywhere on the line, also after the command
+    args = parser.parse_args([a for a in argv if a != "--debug"])
+    args.debug = debug
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE

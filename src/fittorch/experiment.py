@@ -1,0 +1,396 @@
+"""Build everything a run needs from a :class:`~fittorch.config.Config`.
+
+data source -> task -> label mapping -> train/val/test split -> standardization (fitted on
+the training rows only) -> model -> Trainer. The preprocessing is a plain
+:class:`Preprocessing` record, saved in ``model.json`` so ``evaluate``/``predict`` apply it
+exactly. The only place user code is imported is :func:`import_target`, for
+``model.type: import``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .callbacks.base import Callback
+from .config import SKLEARN_DATASETS, Config
+from .errors import ConfigError, DataError, ModelError
+from .preprocess import Preprocessing, _plain, numeric_matrix
+
+__all__ = ["Experiment", "Preprocessing", "Splits", "build_experiment", "build_model", "build_trainer",
+           "prepare_data", "numeric_matrix", "import_target"]
+
+_CLASSIFICATION_SOURCES = {"iris", "wine", "digits", "breast_cancer", "make_classification", "make_moons"}
+_CLASS_LOSSES = {"cross_entropy", "ce", "crossentropy", "nll", "bce", "bce_with_logits", "binary_cross_entropy"}
+_MAX_INT_CLASSES = 20  # an integer target with at most this many values is taken as class labels
+
+
+@dataclass
+class Splits:
+    train: tuple
+    val: tuple | None = None
+    test: tuple | None = None
+    sizes: dict = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------------------------------
+# Data
+
+
+def read_frame(path: str, cfg_data, what: str):
+    """(features DataFrame, target Series) of one tabular file."""
+    from .data.files import load_xy
+
+    target = cfg_data.target or ("y" if str(path).lower().endswith(".npz") else None)
+    if target is None:
+        from .data.files import read_table
+
+        cols = ", ".join(map(str, read_table(path).columns))
+        raise ConfigError(f"data.target is not set: name the label column of {path} (columns: {cols}).")
+    X, y = load_xy(path, target)
+    if cfg_data.features is not None:
+        missing = [c for c in cfg_data.features if c not in X.columns]
+        if missing:
+            from .errors import did_you_mean
+
+            raise ConfigError(f"data.features names {missing[0]!r}, which is not a column of {path}."
+                              f"{did_you_mean(missing[0], map(str, X.columns))}")
+        X = X[list(cfg_data.features)]
+    return X, y
+
+
+def load_sklearn(name: str, params: dict, seed: int):
+    """(X ndarray, y ndarray, feature names, class names or None) of a built-in source."""
+    import sklearn.datasets as D  # noqa: N812
+
+    if name in SKLEARN_DATASETS:
+        bunch = getattr(D, f"load_{name}")()
+        names = [str(n) for n in getattr(bunch, "feature_names", [])] or [f"x{i}" for i in range(bunch.data.shape[1])]
+        if name == "diabetes":
+            return bunch.data, bunch.target, names, None
+        classes = [_plain(c) for c in bunch.target_names]  # e.g. 'malignant', 'benign'
+        labels = np.empty(len(bunch.target), dtype=object)
+        labels[:] = [classes[i] for i in bunch.target]
+        return bunch.data, labels, names, classes
+    params = dict(params)
+    params.setdefault("random_state", seed)
+    try:
+        X, y = getattr(D, name)(**params)
+    except TypeError as exc:
+        raise ConfigError(f"data.params for sklearn:{name}: {exc}. See scikit-learn's {name} for its arguments.") from None
+    return X, y, [f"x{i}" for i in range(X.shape[1])], None
+
+
+def infer_task(cfg: Config, y, sklearn_name: str | None) -> str:
+    if cfg.task:
+        return cfg.task
+    if cfg.loss:
+        return "classification" if cfg.loss.lower() in _CLASS_LOSSES else "regression"
+    if sklearn_name:
+        return "classification" if sklearn_name in _CLASSIFICATION_SOURCES else "regression"
+    import pandas as pd
+
+    s = pd.Series(np.asarray(y).ravel()) if not isinstance(y, pd.Series) else y
+    if pd.api.types.is_bool_dtype(s) or not pd.api.types.is_numeric_dtype(s):
+        return "classification"
+    if pd.api.types.is_integer_dtype(s) and s.nunique() <= _MAX_INT_CLASSES:
+        return "classification"
+    return "regression"
+
+
+def prepare_data(cfg: Config) -> tuple[Preprocessing, Splits]:
+    """Load the source, split it, fit the preprocessing on the training rows, transform all."""
+    import pandas as pd
+
+    d = cfg.data
+    extra_val = extra_test = None
+    if d.source.startswith("sklearn:"):
+        name = d.source.split(":", 1)[1]
+        X_all, y_all, names, classes = load_sklearn(name, d.params, cfg.seed)
+        X_all = pd.DataFrame(X_all, columns=names)
+        if d.features is not None:
+            X_all = X_all[[c for c in d.features]] if all(c in names for c in d.features) else _bad_features(d, names)
+        if d.val or d.test:
+            raise ConfigError("data.val / data.test files go with a file source; with sklearn: sources use "
+                              "data.val_split / data.test_split.")
+    else:
+        name, classes = None, None
+        X_all, y_all = read_frame(d.source, d, f"data.source {d.source}")
+        if d.val:
+            extra_val = read_frame(d.val, d, f"data.val {d.val}")
+        if d.test:
+            extra_test = read_frame(d.test, d, f"data.test {d.test}")
+    if len(X_all) < 2:
+        raise DataError(f"data.source {d.source} has {len(X_all)} row(s); training needs at least 2.")
+    task = infer_task(cfg, y_all, name)
+    feature_names = [str(c) for c in X_all.columns]
+    X_np = numeric_matrix(X_all, f"data.source {d.source}")
+    y_np = np.asarray(y_all)
+    if task == "classification" and classes is None:
+        pools = [y_np] + [np.asarray(e[1]) for e in (extra_val, extra_test) if e is not None]
+        classes = _sorted_classes(np.concatenate(pools))
+        if len(classes) < 2:
+            raise DataError(f"The target {d.target or 'y'!r} has a single value ({classes[0]!r}); "
+                            "classification needs at least 2 classes.")
+    if task == "regression":
+        y_num = pd.to_numeric(pd.Series(y_np.ravel()), errors="coerce")
+        if y_num.isna().any():
+            raise DataError(f"task is regression, but the target {d.target or 'y'!r} holds non-numbers "
+                            f"(e.g. {y_np.ravel()[y_num.isna().to_numpy()][0]!r}). Set task: classification, "
+                            "or clean the column.")
+        y_np = y_num.to_numpy(dtype=np.float64)
+    prep = Preprocessing(task=task, feature_names=feature_names, target=d.target, classes=classes,
+                         binary_output=task == "classification" and (cfg.loss or "") in ("bce_with_logits", "bce"))
+    if prep.binary_output and len(classes) != 2:
+        raise ConfigError(f"loss {cfg.loss} is for two classes, but the target has {len(classes)}. Use cross_entropy.")
+
+    idx = np.arange(len(X_np))
+    strat = y_np if (task == "classification" and d.stratify) else None
+    test_frac = 0.0 if extra_test is not None else d.test_split
+    val_frac = 0.0 if extra_val is not None else d.val_split
+    idx, test_idx = _split(idx, test_frac, strat, cfg.seed)
+    idx, val_idx = _split(idx, val_frac / (1.0 - test_frac) if val_frac else 0.0,
+                          None if strat is None else strat[idx], cfg.seed)
+    train_idx = idx
+    if d.standardize:
+        mean = X_np[train_idx].mean(axis=0)
+        scale = X_np[train_idx].std(axis=0)
+        scale[scale == 0] = 1.0  # constant columns stay as they are (as sklearn's StandardScaler)
+        prep.mean, prep.scale = mean.tolist(), scale.tolist()
+    if task == "regression" and d.standardize_target:
+        prep.target_mean = float(y_np[train_idx].mean())
+        prep.target_scale = float(y_np[train_idx].std()) or 1.0
+
+    def part(rows):
+        return (prep.transform(X_np[rows]), prep.encode(y_np[rows], "data"))
+
+    splits = Splits(train=part(train_idx))
+    if len(val_idx):
+        splits.val = part(val_idx)
+    if len(test_idx):
+        splits.test = part(test_idx)
+    for label, extra in (("val", extra_val), ("test", extra_test)):
+        if extra is not None:
+            pair = (prep.frame_to_X(extra[0], f"data.{label} {getattr(d, label)}"),
+                    prep.encode(np.asarray(extra[1]), f"data.{label} {getattr(d, label)}"))
+            setattr(splits, label, pair)
+    splits.sizes = {k: (0 if v is None else len(v[0])) for k, v in
+                    (("train", splits.train), ("val", splits.val), ("test", splits.test))}
+    return prep, splits
+
+
+def _split(idx, frac, strat, seed):
+    if not frac:
+        return idx, idx[:0]
+    from sklearn.model_selection import train_test_split
+
+    n_hold = int(np.ceil(frac * len(idx)))
+    if n_hold < 1 or n_hold >= len(idx):
+        raise DataError(f"A split of {frac:.2f} of {len(idx)} rows leaves an empty part; use a larger data "
+                        "set or another split fraction.")
+    try:
+        keep, hold = train_test_split(idx, test_size=n_hold, random_state=seed, stratify=strat)
+    except ValueError:  # a class too small to stratify: fall back to a plain random split
+        keep, hold = train_test_split(idx, test_size=n_hold, random_state=seed)
+    return np.sort(keep), np.sort(hold)
+
+
+def _bad_features(d, names):
+    from .errors import did_you_mean
+
+    bad = next(c for c in d.features if c not in names)
+    raise ConfigError(f"data.features names {bad!r}, which is not a feature of {d.source}.{did_you_mean(bad, names)}")
+
+
+def _sorted_classes(values) -> list:
+    uniq = list({_plain(v) for v in values})
+    try:
+        return sorted(uniq)
+    except TypeError:  # mixed types: order by text
+        return sorted(uniq, key=str)
+
+
+# ---------------------------------------------------------------------------------------
+# Model and trainer
+
+
+def import_target(target: str):
+    """Import ``package.module:Name``: the one place fittorch imports user code (model.type: import)."""
+    module_name, _, attr = target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigError(f"model.target {target!r}: cannot import module {module_name!r} ({exc}). "
+                          "Make it importable (pip install -e ., or run from its folder).") from None
+    obj = module
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            from .errors import did_you_mean
+
+            names = [n for n in dir(obj) if not n.startswith("_")]
+            raise ConfigError(f"model.target {target!r}: {module_name} has no attribute {part!r}."
+                              f"{did_you_mean(part, names)}")
+        obj = getattr(obj, part)
+    return obj
+
+
+def build_model(cfg: Config, n_features: int, n_outputs: int):
+    from torch import nn
+
+    from .models import MLP
+
+    m = cfg.model
+    if m.type == "mlp":
+        return MLP(n_features, list(m.hidden), n_outputs, activation=m.activation, dropout=m.dropout,
+                   batchnorm=m.batchnorm)
+    factory = import_target(m.target)
+    kwargs = dict(m.kwargs)
+    try:
+        params = inspect.signature(factory).parameters
+        takes_any = any(p.kind == p.VAR_KEYWORD for p in params.values())
+    except (TypeError, ValueError):
+        params, takes_any = {}, False
+    for key, value in (("in_features", n_features), ("out_features", n_outputs)):
+        if (key in params or takes_any) and key not in kwargs:
+            kwargs[key] = value
+    try:
+        model = factory(**kwargs)
+    except TypeError as exc:
+        raise ConfigError(f"model.target {m.target}: calling it with {kwargs} failed: {exc}. "
+                          "Fix model.kwargs.") from None
+    if not isinstance(model, nn.Module):
+        raise ModelError(f"model.target {m.target} returned a {type(model).__name__}; expected a torch nn.Module.")
+    return model
+
+
+class ClipGradNorm(Callback):
+    """``train.grad_clip`` in builds without ``fittorch.callbacks.GradientClipping``."""
+
+    def __init__(self, max_norm: float):
+        self.max_norm = float(max_norm)
+
+    def on_after_backward(self, trainer) -> None:
+        import torch
+
+        torch.nn.utils.clip_grad_norm_(trainer.model.parameters(), self.max_norm, foreach=True)
+
+
+class EpochCSV(Callback):
+    """The ``csv`` logger in builds without ``fittorch.callbacks.CSVLogger``: metrics.csv each epoch."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+
+    def on_epoch_end(self, trainer, row: dict) -> None:
+        if trainer.dist.is_main:
+            trainer.history.to_csv(self.path)
+
+
+def _optional(name: str, what: str):
+    import fittorch.callbacks as cbs
+
+    cls = getattr(cbs, name, None)
+    if cls is None:
+        raise ConfigError(f"{what} needs fittorch.callbacks.{name}, which this fittorch build does not include. "
+                          f"Remove '{what}' from the config.")
+    return cls
+
+
+def build_callbacks(cfg: Config, run_dir: Path | None, has_val: bool) -> list:
+    callbacks: list = []
+    es = cfg.callbacks.early_stopping
+    if es is not None:
+        if es.monitor.startswith("val_") and not has_val:
+            raise ConfigError(f"callbacks.early_stopping.monitor is {es.monitor!r}, but there is no validation "
+                              "data. Set data.val_split above 0, or monitor 'train_loss'.")
+        cls = _optional("EarlyStopping", "callbacks.early_stopping")
+        callbacks.append(cls(**es.model_dump()))
+    if cfg.scheduler is not None:
+        cls = _optional("LRScheduler", "scheduler")
+        args = cfg.scheduler.model_dump()
+        callbacks.append(cls(args.pop("name"), **args))
+    import fittorch.callbacks as cbs
+
+    if cfg.train.grad_clip:
+        clip = getattr(cbs, "GradientClipping", None)
+        callbacks.append(clip(max_norm=cfg.train.grad_clip) if clip else ClipGradNorm(cfg.train.grad_clip))
+    if run_dir is not None:
+        for logger in dict.fromkeys(cfg.loggers):
+            if logger == "csv":
+                csv_logger = getattr(cbs, "CSVLogger", None)
+                path = run_dir / "metrics.csv"
+                callbacks.append(csv_logger(path) if csv_logger else EpochCSV(path))
+            elif logger == "tensorboard":
+                callbacks.append(_optional("TensorBoardLogger", "loggers: tensorboard")(run_dir / "tensorboard"))
+            elif logger == "mlflow":
+                callbacks.append(_optional("MLflowLogger", "loggers: mlflow")(run_dir))
+    return callbacks
+
+
+def default_loss(cfg: Config, prep: Preprocessing) -> str:
+    return cfg.loss or ("cross_entropy" if prep.task == "classification" else "mse")
+
+
+def default_metrics(cfg: Config, prep: Preprocessing) -> list[str]:
+    if cfg.metrics is not None:
+        return list(cfg.metrics)
+    return ["accuracy"] if prep.task == "classification" else ["r2"]
+
+
+def checkpoint_kwargs(cfg: Config, run_dir: Path | None, has_val: bool) -> dict:
+    """Checkpoint settings for the Trainer, passed only where this build's Trainer takes them."""
+    from .trainer import Trainer
+
+    params = inspect.signature(Trainer.__init__).parameters
+    if run_dir is None or "checkpoint_dir" not in params:
+        return {}
+    monitor = cfg.monitor if (has_val or not cfg.monitor.startswith("val_")) else "train_loss"
+    wanted = {"checkpoint_dir": str(run_dir / "checkpoints"), "checkpoint_every_steps": cfg.train.checkpoint_every_steps,
+              "keep_last": cfg.train.keep_last, "monitor": monitor}
+    return {k: v for k, v in wanted.items() if k in params}
+
+
+def supports_checkpoints() -> bool:
+    from .trainer import Trainer
+
+    return "checkpoint_dir" in inspect.signature(Trainer.__init__).parameters
+
+
+@dataclass
+class Experiment:
+    config: Config
+    prep: Preprocessing
+    splits: Splits
+    trainer: object  # fittorch.Trainer
+
+    def fit_kwargs(self) -> dict:
+        t = self.config.train
+        return {"epochs": t.epochs, "batch_size": t.batch_size, "shuffle": t.shuffle, "drop_last": t.drop_last}
+
+
+def build_trainer(cfg: Config, prep: Preprocessing, *, run_dir: Path | None = None, has_val: bool = True,
+                  quiet: bool = False):
+    from .seeding import seed_everything
+    from .trainer import Trainer
+
+    seed_everything(cfg.seed)  # the initial weights come from the seed
+    model = build_model(cfg, len(prep.feature_names), prep.n_outputs)
+    opt_kwargs = dict(cfg.optimizer.kwargs)
+    if cfg.optimizer.weight_decay:
+        opt_kwargs["weight_decay"] = cfg.optimizer.weight_decay
+    return Trainer(model, loss=default_loss(cfg, prep), optimizer=cfg.optimizer.name, lr=cfg.optimizer.lr,
+                   optimizer_kwargs=opt_kwargs, metrics=default_metrics(cfg, prep), device=cfg.device,
+                   seed=cfg.seed, callbacks=build_callbacks(cfg, run_dir, has_val), precision=cfg.train.precision,
+                   accumulate_steps=cfg.train.accumulate_steps, progress=not quiet, log_every=cfg.train.log_every,
+                   **checkpoint_kwargs(cfg, run_dir, has_val))
+
+
+def build_experiment(cfg: Config, run_dir: Path | None = None, *, quiet: bool = False) -> Experiment:
+    """Data, preprocessing, model and Trainer from ``cfg``; validated before any training."""
+    prep, splits = prepare_data(cfg)
+    trainer = build_trainer(cfg, prep, run_dir=run_dir, has_val=splits.val is not None, quiet=quiet)
+    return Experiment(cfg, prep, splits, trainer)

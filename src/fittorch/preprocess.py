@@ -1,0 +1,133 @@
+"""``Preprocessing``: everything between a table and the model's tensors, as plain data.
+
+Fitted on the training rows by :func:`fittorch.experiment.prepare_data`, saved in
+``model.json`` and applied unchanged by ``fittorch evaluate`` / ``predict``: column checks
+by name, standardization, the label mapping (original labels <-> class indices) and the
+scaling of a regression target.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from .errors import DataError
+
+
+@dataclass
+class Preprocessing:
+    """Everything between a table and the model's tensors, as plain data (saved in model.json)."""
+
+    task: str  # classification | regression
+    feature_names: list[str]
+    target: str | None = None
+    mean: list[float] | None = None
+    scale: list[float] | None = None
+    classes: list | None = None
+    target_mean: float | None = None
+    target_scale: float | None = None
+    binary_output: bool = False  # one logit (bce_with_logits) instead of one output per class
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Preprocessing:
+        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
+
+    @property
+    def n_outputs(self) -> int:
+        if self.task == "regression" or self.binary_output:
+            return 1
+        return len(self.classes or [])
+
+    # -- features ----------------------------------------------------------------------
+    def frame_to_X(self, df, what: str, *, allow: tuple = ()) -> np.ndarray:
+        """Check the columns of ``df`` against training, reorder, standardize -> float32."""
+        cols = [str(c) for c in df.columns]
+        missing = [c for c in self.feature_names if c not in cols]
+        extra = [c for c in cols if c not in self.feature_names and c not in allow]
+        if missing:
+            raise DataError(f"{what} is missing column(s) {', '.join(map(repr, missing[:5]))}"
+                            f"{' ...' if len(missing) > 5 else ''}; the model was trained on "
+                            f"{len(self.feature_names)} columns: {_short(self.feature_names)}.")
+        if extra:
+            raise DataError(f"{what} has column(s) the model was not trained on: {', '.join(map(repr, extra[:5]))}"
+                            f"{' ...' if len(extra) > 5 else ''}. Drop them, or keep only: {_short(self.feature_names)}.")
+        df = df.copy()
+        df.columns = cols
+        return self.transform(numeric_matrix(df[self.feature_names], what))
+
+    def transform(self, X: np.ndarray) -> np.ndarray:
+        X = np.asarray(X, dtype=np.float64)
+        if self.mean is not None:
+            X = (X - np.asarray(self.mean)) / np.asarray(self.scale)
+        return X.astype(np.float32)
+
+    # -- target ------------------------------------------------------------------------
+    def encode(self, y, what: str) -> np.ndarray:
+        """Original labels/values -> what the loss expects."""
+        if self.task == "regression":
+            y = np.asarray(y, dtype=np.float64).reshape(-1, 1)
+            if self.target_mean is not None:
+                y = (y - self.target_mean) / self.target_scale
+            return y.astype(np.float32)
+        import pandas as pd
+
+        try:  # vectorised; -1 marks a label outside the known classes
+            codes = np.asarray(pd.Index(self.classes).get_indexer(np.asarray(y).ravel()), dtype=np.int64)
+        except (TypeError, ValueError):  # labels of mixed types: match one by one
+            index = {_plain(c): i for i, c in enumerate(self.classes)}
+            codes = pd.Series(list(y)).map(lambda v: index.get(_plain(v), -1)).to_numpy()
+        if (codes < 0).any():
+            unknown = sorted({str(v) for v, c in zip(y, codes) if c < 0})
+            raise DataError(f"{what} has label(s) the model never saw: {', '.join(unknown[:5])}. "
+                            f"Known classes: {_short([str(c) for c in self.classes])}.")
+        if self.binary_output:
+            return codes.astype(np.float32).reshape(-1, 1)
+        return codes.astype(np.int64)
+
+    def decode(self, outputs) -> tuple[list, np.ndarray | None]:
+        """Model outputs -> (predictions in original labels/units, class probabilities or None)."""
+        import torch
+
+        out = torch.as_tensor(outputs).float()
+        if self.task == "regression":
+            values = out.reshape(len(out), -1)[:, 0].double().numpy()
+            if self.target_mean is not None:
+                values = values * self.target_scale + self.target_mean
+            return values.tolist(), None
+        if self.binary_output:
+            p1 = torch.sigmoid(out.reshape(-1)).double().numpy()
+            proba = np.stack([1 - p1, p1], axis=1)
+        else:
+            proba = torch.softmax(out, dim=1).double().numpy()
+        idx = proba.argmax(axis=1)
+        return [self.classes[i] for i in idx], proba
+
+
+
+def numeric_matrix(df, what: str) -> np.ndarray:
+    """A DataFrame of features as float64, with clear errors for text columns and NaNs."""
+    import pandas as pd
+
+    bad = [str(c) for c in df.columns if not (pd.api.types.is_numeric_dtype(df[c]) or pd.api.types.is_bool_dtype(df[c]))]
+    if bad:
+        raise DataError(f"{what}: column(s) {', '.join(map(repr, bad[:5]))} hold text, but features must be numbers. "
+                        "Encode them as numbers, or leave them out with data.features: [...].")
+    X = df.to_numpy(dtype=np.float64)
+    if not np.isfinite(X).all():
+        cols = [str(c) for c, n in zip(df.columns, (~np.isfinite(X)).sum(axis=0)) if n]
+        raise DataError(f"{what}: column(s) {', '.join(map(repr, cols[:5]))} have missing or infinite values. "
+                        "Fill or drop those rows before training.")
+    return X
+
+
+def _plain(v):
+    """numpy scalars -> Python values (JSON-able, hashable alike)."""
+    return v.item() if hasattr(v, "item") else v
+
+
+def _short(names: list, n: int = 8) -> str:
+    return ", ".join(map(str, names[:n])) + (f" ... ({len(names)} in all)" if len(names) > n else "")

@@ -1,0 +1,185 @@
+"""The fittorch executable end to end, in real subprocesses: fit, evaluate, predict, runs, errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from fittorch.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def make_csv(path: Path, n: int, seed: int, label: bool = True) -> pd.DataFrame:
+    """Three species with text labels, separable from four numeric columns."""
+    rng = np.random.default_rng(seed)
+    names = np.array(["adelie", "gentoo", "chinstrap"])
+    k = rng.integers(0, 3, size=n)
+    centers = np.array([[38.0, 18.0, 190.0, 3700.0], [47.0, 15.0, 217.0, 5000.0], [49.0, 18.5, 196.0, 3700.0]])
+    X = centers[k] + rng.normal(0, 1, size=(n, 4)) * np.array([1.5, 0.6, 6.0, 250.0])
+    df = pd.DataFrame(X, columns=["bill_length", "bill_depth", "flipper", "mass"])
+    if label:
+        df["species"] = names[k]
+    df.to_csv(path, index=False)
+    return df
+
+
+def cli(cmd, env, *args, cwd=None, timeout=240):
+    return subprocess.run([*cmd, *map(str, args)], env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture
+def penguins(tmp_path):
+    make_csv(tmp_path / "train.csv", 240, seed=0)
+    holdout = make_csv(tmp_path / "holdout.csv", 60, seed=1)
+    new = holdout.drop(columns=["species"])
+    new.to_csv(tmp_path / "new.csv", index=False)
+    (tmp_path / "penguins.yaml").write_text(
+        "name: penguins\n"
+        "data: {source: train.csv, target: species, val_split: 0.2}\n"  # relative to this file
+        "model: {type: mlp, hidden: [16]}\n"
+        "optimizer: {name: adam, lr: 0.01}\n"
+        "train: {epochs: 15, batch_size: 32, log_every: 5}\n")
+    return tmp_path
+
+
+def test_csv_with_string_labels_fit_evaluate_predict(penguins, fittorch_cmd, cli_env, tmp_path):
+    work = tmp_path / "elsewhere"
+    work.mkdir()
+    r = cli(fittorch_cmd, cli_env, "fit", penguins / "penguins.yaml", "--out", "runs", cwd=work)
+    assert r.returncode == 0, r.stderr
+    run_dir = work / "runs" / "penguins"
+    assert "finished after 15 epochs" in r.stdout and "Epoch 15/15" in r.stdout
+    for name in ("config.yaml", "run.json", "metrics.csv", "curves.png", "model.safetensors", "model.json"):
+        assert (run_dir / name).is_file(), name
+    meta = json.loads((run_dir / "model.json").read_text())
+    assert meta["classes"] == ["adelie", "chinstrap", "gentoo"]
+    assert meta["feature_names"] == ["bill_length", "bill_depth", "flipper", "mass"]
+
+    # evaluate on a labelled file, from another folder (the run dir is all it needs)
+    r = cli(fittorch_cmd, cli_env, "evaluate", run_dir, penguins / "holdout.csv", "--json")
+    assert r.returncode == 0, r.stderr
+    result = json.loads(r.stdout)
+    assert result["rows"] == 60 and result["accuracy"] >= 0.9
+
+    # predict: original label names, one row per input row, probabilities that sum to 1
+    r = cli(fittorch_cmd, cli_env, "predict", run_dir, penguins / "new.csv", "--proba", "--output", tmp_path / "p.csv")
+    assert r.returncode == 0, r.stderr
+    preds = pd.read_csv(tmp_path / "p.csv")
+    truth = pd.read_csv(penguins / "holdout.csv")["species"]
+    assert list(preds.columns) == ["prediction", "proba_adelie", "proba_chinstrap", "proba_gentoo"]
+    assert set(preds["prediction"]) <= {"adelie", "gentoo", "chinstrap"} and len(preds) == 60
+    np.testing.assert_allclose(preds.iloc[:, 1:].sum(axis=1), 1.0, rtol=1e-5)
+    # the CLI's predictions agree with its own evaluation
+    assert (preds["prediction"] == truth).mean() == pytest.approx(result["accuracy"], abs=1e-6)
+
+    # a second fit of the same config does not overwrite: penguins-2 (in-process: the same code path)
+    code, _ = run_main(["fit", penguins / "penguins.yaml", "--out", work / "runs", "--quiet", "--set", "train.epochs=2"])
+    assert code == 0 and (work / "runs" / "penguins-2" / "model.safetensors").exists()
+
+    code, out = run_main(["runs", work / "runs"], stream="stdout")
+    lines = out.splitlines()
+    assert lines[0].split()[:3] == ["NAME", "STATUS", "EPOCHS"]
+    assert lines[1].split()[:3] == ["penguins", "finished", "15/15"]
+    assert lines[2].split()[:3] == ["penguins-2", "finished", "2/2"]
+
+    # evaluate/predict input errors: exit 2 and one line naming the columns
+    bad = pd.read_csv(penguins / "holdout.csv")
+    bad.drop(columns=["mass"]).to_csv(tmp_path / "missing.csv", index=False)
+    bad.assign(extra=1.0).to_csv(tmp_path / "extra.csv", index=False)
+    bad.drop(columns=["species"]).to_csv(tmp_path / "nolabel.csv", index=False)
+    bad.assign(species="walrus").to_csv(tmp_path / "newlabel.csv", index=False)
+    cases = [
+        (["predict", run_dir, tmp_path / "missing.csv"], "missing column(s) 'mass'"),
+        (["predict", run_dir, tmp_path / "extra.csv"], "not trained on: 'extra'"),
+        (["evaluate", run_dir, tmp_path / "extra.csv"], "not trained on: 'extra'"),
+        (["evaluate", run_dir, tmp_path / "nolabel.csv"], "no target column 'species'"),
+        (["evaluate", run_dir, tmp_path / "newlabel.csv"], "never saw: walrus"),
+        (["evaluate", run_dir, tmp_path / "nothere.csv"], "does not exist"),
+        (["predict", tmp_path / "no-run", tmp_path / "new.csv"], "does not exist"),
+    ]
+    for argv, expected in cases:
+        code, err = run_main(argv)
+        assert code == 2, (argv, err)
+        assert err.startswith("fittorch: error: ") and expected in err.splitlines()[0], err
+
+
+def run_main(argv, stream="stderr"):
+    import contextlib
+    import io
+
+    buf = io.StringIO()
+    redirect = contextlib.redirect_stderr if stream == "stderr" else contextlib.redirect_stdout
+    with redirect(buf):
+        code = main([str(a) for a in argv])
+    return code, buf.getvalue()
+
+
+BAD_CONFIGS = [
+    ("data: {source: 'sklearn:iris'}\ntrian: {epochs: 3}\n", "unknown key 'trian'. Did you mean 'train'?"),
+    ("data: {source: 'sklearn:iris'}\ntrain: {epochs: ten}\n", "'train.epochs' must be an integer"),
+    ("data: {source: 'sklearn:iris'}\noptimizer: {name: adamm}\n", "'optimizer.name': unknown optimizer 'adamm'. Did you mean 'adam'?"),
+    ("data: {source: 'sklearn:iris'}\nloss: crossentropyy\n", "unknown loss 'crossentropyy'. Did you mean 'cross_entropy'?"),
+    ("data: {source: 'sklearn:iris'}\nmetrics: [accuracyy]\n", "Unknown metric 'accuracyy'"),
+    ("data: {source: 'sklearn:iris'}\nmodel: {activation: rellu}\n", "unknown activation 'rellu'. Did you mean 'relu'?"),
+    ("data: {source: 'sklearn:iris'}\ndevice: cuda:7\n", "device='cuda:7'"),
+    ("data: {source: 'sklearn:iris'}\nmodel: {type: import, target: 'no_such_pkg.mod:Net'}\n",
+     "cannot import module 'no_such_pkg.mod'"),
+    ("data: {source: missing.csv, target: y}\n", "does not exist"),
+    ("data: {source: 'sklearn:iris'\n", "not valid YAML at line"),
+    ("data: {source: 'sklearn:iris', val_split: 0}\ncallbacks: {early_stopping: {patience: 3}}\n",
+     "no validation data"),
+]
+
+
+@pytest.mark.parametrize("text, expected", BAD_CONFIGS)
+def test_config_errors_exit_2_with_one_line(tmp_path, text, expected):
+    p = tmp_path / "bad.yaml"
+    p.write_text(text)
+    code, err = run_main(["fit", p, "--out", tmp_path / "runs"])
+    lines = err.strip().splitlines()
+    assert code == 2, err
+    assert lines[0].startswith("fittorch: error: ") and expected in lines[0], lines[0]
+    assert len(lines) == 2 and lines[1].startswith("hint:")
+    assert not (tmp_path / "runs" / "bad").exists()  # no run directory for a config that cannot run
+
+
+def test_config_errors_through_the_executable(tmp_path, fittorch_cmd, cli_env):
+    p = tmp_path / "bad.yaml"
+    p.write_text(BAD_CONFIGS[0][0])
+    r = cli(fittorch_cmd, cli_env, "fit", p)
+    assert r.returncode == 2 and r.stdout == ""
+    assert r.stderr.splitlines()[0] == f"fittorch: error: {p}: unknown key 'trian'. Did you mean 'train'? " \
+        "Valid keys at the top level: name, seed, data, model, task, loss, optimizer, scheduler, train, callbacks, " \
+        "metrics, monitor, device, loggers."
+    r = cli(fittorch_cmd, cli_env, "fit", p, "--set", "train.epochs=x", "--debug")
+    assert r.returncode != 0 and "Traceback" in r.stderr  # --debug shows the traceback
+    with pytest.raises(SystemExit) as info:  # argparse usage error
+        main(["fit"])
+    assert info.value.code == 2
+
+
+def test_help_has_a_worked_example_for_each_command(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert "worked example" in out and "fittorch fit iris.yaml" in out
+    for command in ("fit", "resume", "evaluate", "predict", "report", "runs"):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        out = capsys.readouterr().out
+        assert "example:" in out and f"fittorch {command}" in out, command
+
+
+def test_example_configs_are_valid():
+    from fittorch.config import load_config
+
+    configs = sorted((ROOT / "examples" / "configs").glob("*.yaml"))
+    assert len(configs) >= 4
+    for path in configs:
+        load_config(path)

@@ -1,0 +1,114 @@
+"""Run directories: naming, run.json, the model bundle, and the runs table."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from fittorch.config import save_config, validate
+from fittorch.errors import ConfigError
+from fittorch.experiment import build_experiment
+from fittorch.runs import (execute, format_runs, list_runs, load_run, next_run_dir, read_run_json,
+                           write_run_json)
+
+
+def test_run_dirs_auto_increment(tmp_path):
+    assert next_run_dir(tmp_path, "exp") == tmp_path / "exp"
+    (tmp_path / "exp").mkdir()
+    assert next_run_dir(tmp_path, "exp") == tmp_path / "exp-2"
+    (tmp_path / "exp-2").mkdir()
+    assert next_run_dir(tmp_path, "exp") == tmp_path / "exp-3"
+    with pytest.raises(ConfigError):
+        next_run_dir(tmp_path, "a/b")
+
+
+def test_run_json_is_written_atomically(tmp_path):
+    write_run_json(tmp_path, {"status": "running", "x": np.float32(1.5)})
+    assert read_run_json(tmp_path) == {"status": "running", "x": 1.5}
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def small_run(tmp_path, **extra):
+    cfg = validate({"name": "iris", "data": {"source": "sklearn:iris", "test_split": 0.2},
+                    "train": {"epochs": 5, "batch_size": 16}, "optimizer": {"lr": 0.01}, **extra})
+    run_dir = next_run_dir(tmp_path, cfg.name)
+    exp = build_experiment(cfg, run_dir, quiet=True)
+    run_dir.mkdir(parents=True)
+    save_config(cfg, run_dir / "config.yaml")
+    return exp, run_dir
+
+
+def test_execute_writes_a_complete_run_directory(tmp_path):
+    exp, run_dir = small_run(tmp_path)
+    assert execute(exp, run_dir, quiet=True) == 0
+    for name in ("config.yaml", "run.json", "metrics.csv", "curves.png", "model.safetensors", "model.json"):
+        assert (run_dir / name).is_file(), name
+    info = read_run_json(run_dir)
+    assert info["status"] == "finished" and info["epochs"] == 5 and info["max_epochs"] == 5
+    assert info["versions"]["torch"] == torch.__version__ and info["command"][0] == "fittorch"
+    assert info["started"] <= info["ended"] and info["seconds"] > 0 and "pid" not in info
+    assert set(info["test"]) == {"loss", "accuracy"} and info["best"]["monitor"] == "val_loss"
+    meta = json.loads((run_dir / "model.json").read_text())
+    assert meta["classes"] == ["setosa", "versicolor", "virginica"]
+    assert meta["feature_names"][0] == "sepal length (cm)"
+    assert len(meta["preprocessing"]["mean"]) == 4 and meta["spec"]["type"] == "mlp"
+    assert len((run_dir / "metrics.csv").read_text().splitlines()) == 6
+
+    # the bundle rebuilds model + preprocessing: same outputs, same test metrics
+    cfg, prep, trainer = load_run(run_dir)
+    X_test, y_test = exp.splits.test
+    assert torch.equal(trainer.predict(X_test), exp.trainer.predict(X_test))
+    assert trainer.evaluate((X_test, y_test)) == info["test"]
+    assert prep.classes == meta["classes"]
+
+
+def test_failed_run_is_recorded(tmp_path):
+    exp, run_dir = small_run(tmp_path)
+    exp.splits.train = (exp.splits.train[0][:, :2], exp.splits.train[1])  # wrong width -> ModelError
+    with pytest.raises(Exception):
+        execute(exp, run_dir, quiet=True)
+    info = read_run_json(run_dir)
+    assert info["status"] == "failed" and "error" in info and info["ended"]
+
+
+def test_runs_table(tmp_path):
+    exp, run_dir = small_run(tmp_path)
+    execute(exp, run_dir, quiet=True)
+    dead = tmp_path / "dead"
+    dead.mkdir()
+    (dead / "config.yaml").write_text("data: {source: 'sklearn:iris'}\n")
+    write_run_json(dead, {"status": "running", "pid": 2**22 + 12345, "started": "2099-01-01T00:00:00+00:00"})
+    (tmp_path / "not-a-run").mkdir()
+    rows = list_runs(tmp_path)
+    assert [r["name"] for r in rows] == ["iris", "dead"]
+    assert rows[0]["status"] == "finished" and rows[1]["status"] == "died"
+    table = format_runs(rows)
+    lines = table.splitlines()
+    assert lines[0].split() == ["NAME", "STATUS", "EPOCHS", "BEST", "TEST", "TIME", "STARTED"]
+    assert lines[1].startswith("iris") and "5/5" in lines[1] and "accuracy" in lines[1]
+    with pytest.raises(ConfigError, match="does not exist"):
+        list_runs(tmp_path / "nope")
+
+
+def test_only_rank_0_writes_files(tmp_path, monkeypatch):
+    exp, run_dir = small_run(tmp_path)
+    monkeypatch.setenv("RANK", "1")
+    assert execute(exp, run_dir, quiet=True) == 0
+    written = {p.name for p in run_dir.iterdir()}
+    # (metrics.csv comes from the csv logger, which asks trainer.dist; without a process group it is rank 0)
+    assert not written & {"run.json", "model.safetensors", "model.json", "curves.png"}, written
+
+
+def test_fit_into_an_exact_run_dir(tmp_path, capsys):
+    from fittorch.cli import main
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("data: {source: 'sklearn:iris'}\ntrain: {epochs: 2}\n")
+    target = tmp_path / "given"
+    assert main(["fit", str(cfg), "--run-dir", str(target), "--quiet"]) == 0
+    assert (target / "model.safetensors").exists() and not (tmp_path / "runs").exists()
+    assert main(["fit", str(cfg), "--run-dir", str(target)]) == 2
+    assert "already holds a run" in capsys.readouterr().err
