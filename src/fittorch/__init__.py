@@ -21,8 +21,12 @@ from .serialization import save_model as save
 from .state import TrainState
 from .trainer import Trainer, fit
 
+# ``ft.doctor(...)``. The package's __init__ imports only the (stdlib-only) report module; the
+# checks load on the first call. Bound here, not as a wrapper function: the first import of the
+# submodule ``fittorch.doctor`` would replace a wrapper of the same name with the module itself.
+from .doctor import doctor  # noqa: E402  (after Trainer: the doctor package refers to it lazily)
 __all__ = [
     "__version__", "Trainer", "fit", "History", "TrainState", "Callback", "ProgressBar", "MLP", "build_model",
     "save", "load", "seed_everything", "FittorchError", "ConfigError", "DataError", "DataTypeError",
-    "ModelError", "NotFittedError", "CheckpointError", "TrainingError",
+    "ModelError", "NotFittedError", "CheckpointError", "TrainingError", "doctor",
 ]

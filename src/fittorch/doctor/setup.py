@@ -109,7 +109,7 @@ class DoctorSetup:
                        lr=self.lr if lr is None else lr, optimizer_kwargs=self.optimizer_kwargs,
                        metrics=metrics if metrics is not None else [], device=self.device,
                        seed=self.seed if seed is None else seed, callbacks=callbacks, nonfinite="ignore",
-                       num_threads=None, progress=False)
+                       num_threads="auto", progress=False)
 
     def sample(self, n: int, *, source: str = "train", seed_offset: int = 0) -> InMemoryData:
         """``n`` rows drawn by a seeded permutation (stored order may be sorted by class)."""

@@ -17,19 +17,6 @@ SIGNAL_STEPS = 200  # about this many steps for the learning-signal run (whole e
 DETERMINISM_STEPS = 8
 
 
-class _StopWhen(Callback):
-    """Stops a fit once the epoch row satisfies ``done(row)``; keeps the rows."""
-
-    def __init__(self, done):
-        self.done, self.rows = done, []
-
-    def on_epoch_end(self, trainer, row) -> None:
-        self.rows.append(dict(row))
-        if self.done(row):
-            trainer.state.should_stop = True
-            trainer.state.stop_reason = "doctor: target reached"
-
-
 class _KeepLosses(Callback):
     """Collects every step's loss (device tensors; read once at the end)."""
 
@@ -42,31 +29,58 @@ class _KeepLosses(Callback):
             trainer.state.should_stop = True
 
 
-def _metrics(setup):
+def accuracy(setup, model, src) -> float | None:
+    """Accuracy of ``model`` on ``src`` (eval mode, no grad); None when the task is not classification.
+
+    Computed here rather than with torchmetrics, so the doctor does not pay for its import.
+    """
     kind = setup.output_kind
-    return ["accuracy"] if kind is not None and kind.task in ("multiclass", "binary") else []
+    if kind is None or kind.task not in ("multiclass", "binary") or src.target is None:
+        return None
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            inputs, target = setup.on_device(src)
+            out = setup.forward(model, inputs)
+    finally:
+        model.train(was_training)
+    if kind.task == "multiclass":
+        pred = out.argmax(1)
+    else:
+        pred = (out > (0.0 if kind.logits else 0.5)).to(target.dtype)
+    return float((pred == target).float().mean())
+
+
+class _OverfitWatch(Callback):
+    """After each step (one epoch = the one batch): the batch loss and accuracy; stop when memorized."""
+
+    def __init__(self, setup, batch, near_zero):
+        self.setup, self.batch, self.near_zero, self.rows = setup, batch, near_zero, []
+
+    def on_epoch_end(self, trainer, row) -> None:
+        acc = accuracy(self.setup, trainer.model, self.batch)
+        self.rows.append({**row, "accuracy": acc})
+        if (acc is not None and acc >= 1.0) or row["val_loss"] <= self.near_zero:
+            trainer.state.should_stop = True
+            trainer.state.stop_reason = "doctor: batch memorized"
 
 
 def check_overfit_batch(setup) -> CheckResult:
     title = "overfit one batch"
     batch = setup.sample(min(setup.batch_size, OVERFIT_ROWS), seed_offset=1)
-    pair = (batch.inputs if len(batch.inputs) > 1 or isinstance(batch.inputs, dict) else batch.inputs[0], batch.target)
-    metrics = _metrics(setup)
-    def done(row):
-        return row.get("val_accuracy", 0.0) >= 1.0 or row["val_loss"] <= _near_zero(setup, batch)
-
-    stop = _StopWhen(done)
-    trainer = setup.trainer(callbacks=[stop], metrics=metrics)
+    pair = _pair(batch)
+    near_zero = _near_zero(setup, batch)
+    watch = _OverfitWatch(setup, batch, near_zero)
+    trainer = setup.trainer(callbacks=[watch])
     trainer.fit(pair, val=pair, epochs=OVERFIT_STEPS, batch_size=len(batch), shuffle=False)
-    rows = stop.rows
+    rows = watch.rows
     first, last = rows[0], rows[-1]
     steps = len(rows)
     ev = {"rows": len(batch), "steps": steps, "max_steps": OVERFIT_STEPS, "lr": setup.lr,
-          "loss_first_step": first["train_loss"], "loss_end": last["val_loss"]}
-    if "val_accuracy" in last:
-        ev["batch_accuracy"] = last["val_accuracy"]
-    reached = last.get("val_accuracy", 0.0) >= 1.0 or last["val_loss"] <= _near_zero(setup, batch)
-    acc = f", batch accuracy {last['val_accuracy']:.0%}" if "val_accuracy" in last else ""
+          "loss_first_step": first["train_loss"], "loss_end": last["val_loss"], "batch_accuracy": last["accuracy"]}
+    reached = (last["accuracy"] is not None and last["accuracy"] >= 1.0) or last["val_loss"] <= near_zero
+    acc = f", batch accuracy {last['accuracy']:.0%}" if last["accuracy"] is not None else ""
     if reached:
         return CheckResult("overfit_batch", title, PASS,
                            f"{len(batch)} rows memorized in {steps} steps: loss {first['train_loss']:.3g} -> "
@@ -101,8 +115,7 @@ def check_learning_signal(setup) -> CheckResult:
         return CheckResult("learning_signal", title, SKIP, "no validation data given (pass val=...)")
     per_epoch = math.ceil(len(setup.train) / setup.batch_size)
     epochs = max(1, min(5, round(SIGNAL_STEPS / per_epoch)))
-    metrics = _metrics(setup)
-    trainer = setup.trainer(metrics=metrics)
+    trainer = setup.trainer()
     train = _pair(setup.train)
     val = _pair(setup.val)
     trainer.fit(train, val=val, epochs=0, batch_size=setup.batch_size)
@@ -117,13 +130,20 @@ def check_learning_signal(setup) -> CheckResult:
         return CheckResult("learning_signal", title, FAIL, f"training diverged within {steps} steps: the loss became "
                            f"non-finite (lr={setup.lr:g})", ev,
                            "Lower the learning rate (see the LR range test), scale the inputs, or clip gradients.")
+    start = before["loss"]
+    if max(r["train_loss"] for r in rows) > 10 * start or last["val_loss"] > 3 * start:
+        return CheckResult("learning_signal", title, FAIL,
+                           f"the loss exploded (lr={setup.lr:g}): val loss {start:.3g} -> {last['val_loss']:.3g}, "
+                           f"train loss up to {max(r['train_loss'] for r in rows):.3g} within {steps} steps", ev,
+                           "Lower the learning rate (see the LR range test's suggestion), scale the inputs, or clip "
+                           "gradients (grad_clip).")
     base = majority(setup)
-    if "val_accuracy" in last and base is not None:
+    acc = accuracy(setup, trainer.model, setup.val)
+    if acc is not None and base is not None:
         n = max(base["n_eval"], 1)
         b = base["best_constant_accuracy"]  # the best any constant prediction does on val
         margin = 2 * math.sqrt(max(b * (1 - b), 1e-4) / n) + 0.01
-        acc = last["val_accuracy"]
-        ev.update(val_accuracy=acc, majority_baseline=b, margin=margin)
+        ev.update(val_accuracy=acc, best_constant_accuracy=b, margin=margin)
         if acc > b + margin:
             return CheckResult("learning_signal", title, PASS,
                                f"after {steps} steps val accuracy {acc:.3f} beats the best constant prediction {b:.3f}; "
