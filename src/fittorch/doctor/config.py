@@ -1,17 +1,24 @@
 """From a YAML config to the arguments of :func:`fittorch.doctor.doctor`.
 
-This module is the doctor's only contact with the config machinery. It calls exactly:
+This module is the doctor's only contact with the config machinery. It calls:
 
-* ``fittorch.config.load_config(path, overrides) -> Config`` (pydantic model), and
-* ``fittorch.experiment.build_experiment(cfg)``, whose result is read by attribute (or key):
-  ``model`` (nn.Module, initial weights), ``train`` ((X, y)), ``val`` ((X, y) or None),
-  and optionally ``loss``, ``optimizer``, ``lr``, ``optimizer_kwargs``, ``batch_size``,
-  ``seed``, ``device``, ``standardize``. Whatever the experiment does not provide is taken
-  from the config: ``cfg.loss``, ``cfg.optimizer.{name,lr,weight_decay,kwargs}``,
-  ``cfg.train.batch_size``, ``cfg.seed``, ``cfg.device``, ``cfg.data.standardize``.
+* ``fittorch.config.load_config(path, overrides) -> Config`` (``overrides``: ``["key.path=value", ...]``);
+* ``fittorch.experiment.build_experiment(cfg, quiet=True)`` (``quiet`` only if it takes it), whose
+  result is read by attribute: the model from ``exp.model`` or ``exp.trainer.model`` (at its
+  initial weights: nothing has been trained), the data from ``exp.train``/``exp.val`` or
+  ``exp.splits.train``/``exp.splits.val`` (``(X, y)`` pairs, already preprocessed);
+* ``fittorch.experiment.default_loss(cfg, exp.prep)`` for the loss, when it exists (else ``cfg.loss``,
+  else cross_entropy for integer targets and mse for float ones).
+
+Everything else comes from the config: ``cfg.optimizer.{name,lr,weight_decay,kwargs}``,
+``cfg.train.batch_size``, ``cfg.seed``, ``cfg.device``, ``cfg.data.standardize``.
 """
 
 from __future__ import annotations
+
+import inspect
+
+import numpy as np
 
 from ..errors import ConfigError
 
@@ -20,8 +27,8 @@ _MISSING = object()
 
 def from_config(path, overrides=()) -> dict:
     try:
+        from .. import experiment
         from ..config import load_config
-        from ..experiment import build_experiment
     except ImportError as exc:
         raise ConfigError(
             f"fittorch doctor CONFIG needs the config loader (fittorch.config / fittorch.experiment), which this "
@@ -29,40 +36,47 @@ def from_config(path, overrides=()) -> dict:
             "or run 'fittorch doctor --demo' for the reference experiment."
         ) from None
     cfg = load_config(path, list(overrides or ()))
-    exp = build_experiment(cfg)
-    model, train = _get(exp, "model"), _get(exp, "train")
+    build = experiment.build_experiment
+    exp = build(cfg, quiet=True) if "quiet" in inspect.signature(build).parameters else build(cfg)
+    splits = _get(exp, "splits", exp)
+    model = _get(exp, "model", _get(_get(exp, "trainer", None), "model", _MISSING))
+    train = _get(exp, "train", _get(splits, "train", _MISSING))
     if model is _MISSING or train is _MISSING:
-        raise ConfigError(f"build_experiment() returned a {type(exp).__name__} without 'model' and 'train'; "
+        raise ConfigError(f"build_experiment() returned a {type(exp).__name__} without a model and training data; "
                           "the doctor cannot read it. This is a fittorch bug: please report it.")
+    val = _get(exp, "val", _get(splits, "val", None))
     opt = getattr(cfg, "optimizer", None)
-    kwargs = dict(getattr(opt, "kwargs", {}) or {})
+    kwargs = dict(getattr(opt, "kwargs", None) or {})
     if getattr(opt, "weight_decay", 0):
         kwargs["weight_decay"] = opt.weight_decay
-    data = getattr(cfg, "data", None)
-    train_cfg = getattr(cfg, "train", None)
-    args = {
+    return {
         "model": model,
         "train": train,
-        "val": _or(_get(exp, "val"), None),
-        "loss": _or(_get(exp, "loss"), getattr(cfg, "loss", None)),
-        "optimizer": _or(_get(exp, "optimizer"), getattr(opt, "name", "adam")),
-        "lr": _or(_get(exp, "lr"), getattr(opt, "lr", None)),
-        "optimizer_kwargs": _or(_get(exp, "optimizer_kwargs"), kwargs),
-        "batch_size": _or(_get(exp, "batch_size"), getattr(train_cfg, "batch_size", 32)),
-        "seed": _or(_get(exp, "seed"), getattr(cfg, "seed", 0)),
-        "device": _or(_get(exp, "device"), getattr(cfg, "device", "auto")),
-        "standardize": _or(_get(exp, "standardize"), getattr(data, "standardize", None)),
+        "val": val,
+        "loss": _loss(cfg, exp, experiment, train),
+        "optimizer": getattr(opt, "name", "adam"),
+        "lr": getattr(opt, "lr", None),
+        "optimizer_kwargs": kwargs,
+        "batch_size": getattr(getattr(cfg, "train", None), "batch_size", 32),
+        "seed": getattr(cfg, "seed", 0),
+        "device": getattr(cfg, "device", "auto"),
+        "standardize": getattr(getattr(cfg, "data", None), "standardize", None),
     }
-    if args["loss"] is None:
-        args["loss"] = "cross_entropy"
-    return args
 
 
-def _get(obj, name):
+def _loss(cfg, exp, experiment, train):
+    default_loss = getattr(experiment, "default_loss", None)
+    if default_loss is not None and _get(exp, "prep", None) is not None:
+        return default_loss(cfg, exp.prep)
+    if getattr(cfg, "loss", None):
+        return cfg.loss
+    y = np.asarray(train[1]) if isinstance(train, tuple) else None
+    return "mse" if y is not None and y.dtype.kind == "f" else "cross_entropy"
+
+
+def _get(obj, name, default):
+    if obj is None:
+        return default
     if isinstance(obj, dict):
-        return obj.get(name, _MISSING)
-    return getattr(obj, name, _MISSING)
-
-
-def _or(value, default):
-    return default if value is _MISSING or value is None and default is not None else value
+        return obj.get(name, default)
+    return getattr(obj, name, default)
