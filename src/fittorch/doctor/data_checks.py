@@ -146,7 +146,9 @@ def check_balance(setup) -> CheckResult:
           "majority_class": base["class"], "majority_baseline_accuracy": base["accuracy"]}
     dist = ", ".join(f"{i}: {c}" for i, c in enumerate(counts))
     kind = "val" if setup.val is not None else "train"
-    summary = f"{len(present)} classes ({dist}); majority-class baseline accuracy {base['accuracy']:.3f} on {kind}"
+    share = max(present) / sum(present)
+    summary = (f"{len(present)} classes ({dist}); always predicting the majority class {base['class']} "
+               f"({share:.0%} of train) scores {base['accuracy']:.3f} on {kind}")
     missing = [i for i, c in enumerate(counts) if c == 0]
     if ratio < IMBALANCE:
         return CheckResult("data.balance", title, WARN, "severe imbalance: " + summary, ev,
