@@ -376,3 +376,30 @@ def test_from_config_without_the_loader_is_a_clear_config_error(tmp_path):
 
     with pytest.raises(ConfigError, match="config loader"):
         from_config(tmp_path / "x.yaml")
+
+
+# -- no false alarms on healthy variants -----------------------------------------------------
+def test_healthy_multiclass_with_dropout_and_batchnorm(small_clf_data):
+    X, y = small_clf_data
+    torch.manual_seed(0)
+    model = MLP(8, [32], 3, dropout=0.2, batchnorm=True)
+    report = doctor(model, (X[:160], y[:160]), val=(X[160:], y[160:]), batch_size=16)
+    assert report.failed == [], report.render(color=False)
+    # the bias before BatchNorm gets ~no gradient by design (BN removes the mean): not a finding
+    assert report["grad_flow"].status == "pass"
+    assert report["mode"].status == "pass" and report["mode"].evidence["batchnorm"] == ["1"]
+    assert report["init_loss"].evidence["expected"] == pytest.approx(np.log(3))
+
+
+def test_binary_logits_and_nll(ref):
+    (X, y), (Xv, yv) = ref
+    torch.manual_seed(0)
+    one_logit = nn.Sequential(nn.Linear(20, 32), nn.ReLU(), nn.Linear(32, 1), nn.Flatten(0))
+    report = doctor(one_logit, (X, y.astype(np.float32)), val=(Xv, yv.astype(np.float32)), loss="bce_with_logits",
+                    checks=["data", "init_loss", "overfit_batch", "learning_signal"])
+    assert report.failed == [], report.render(color=False)
+    assert report["overfit_batch"].evidence["batch_accuracy"] == 1.0
+    nll_ok = doctor(nn.Sequential(ref_mlp(), nn.LogSoftmax(dim=1)), (X, y), loss="nll", checks=["init_loss"])
+    assert nll_ok["init_loss"].status == "pass"
+    nll_bad = doctor(ref_mlp(), (X, y), loss="nll", checks=["init_loss"])
+    assert nll_bad["init_loss"].status == "fail" and "log_softmax" in nll_bad["init_loss"].summary

@@ -120,9 +120,15 @@ def check_grad_flow(setup) -> CheckResult:
         else:
             w = float(p.detach().float().norm())
             ratios[name] = float(p.grad.float().norm()) / w if w > 0 else math.inf
-    tiny = [n for n, r in ratios.items() if r < TINY_RATIO]
-    n = len(frozen) + len(unused) + len(zero) + len(ratios)
-    ev = {"parameters": n, "frozen": frozen, "no_grad": unused, "zero_grad": zero, "tiny_grad": tiny,
+    # Biases right before a normalization layer get a (near) zero gradient by design: BN removes
+    # the mean. Judge zero and vanishing gradients on weight matrices only; report biases as evidence.
+    shapes = {name: p.ndim for name, p in model.named_parameters()}
+    zero_bias = [n for n in zero if shapes[n] < 2]
+    zero = [n for n in zero if shapes[n] >= 2]
+    tiny = [n for n, r in ratios.items() if r < TINY_RATIO and shapes[n] >= 2]
+    n = len(frozen) + len(unused) + len(zero) + len(zero_bias) + len(ratios)
+    ev = {"parameters": n, "frozen": frozen, "no_grad": unused, "zero_grad": zero, "zero_grad_bias": zero_bias,
+          "tiny_grad": tiny,
           "grad_to_weight_norm": {k: float(f"{v:.3g}") for k, v in ratios.items()}}
     if unused or zero:
         parts = []
@@ -137,14 +143,15 @@ def check_grad_flow(setup) -> CheckResult:
         return CheckResult("grad_flow", title, WARN,
                            f"{len(frozen)} of {n} parameter tensors are frozen (requires_grad=False): {', '.join(frozen[:6])}",
                            ev, "Intended when fine-tuning; otherwise unfreeze them with p.requires_grad_(True).")
-    lo, hi = (min(ratios.values()), max(ratios.values())) if ratios else (0.0, 0.0)
+    judged = [r for k, r in ratios.items() if shapes[k] >= 2] or list(ratios.values())
+    lo, hi = (min(judged), max(judged)) if judged else (0.0, 0.0)
     if tiny:
         return CheckResult("grad_flow", title, WARN,
                            f"vanishing gradients: grad/weight norm below {TINY_RATIO:g} in {', '.join(tiny[:6])}", ev,
                            "Check for saturating activations (sigmoid/tanh in deep stacks), add normalization or "
                            "residual connections.")
     return CheckResult("grad_flow", title, PASS,
-                       f"all {n} parameter tensors get gradients; grad/weight norm ratio {lo:.2g}..{hi:.2g}", ev)
+                       f"all {n} parameter tensors get gradients; grad/weight norm ratio {lo:.2g}..{hi:.2g} (weights)", ev)
 
 
 _DROPOUT = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout, nn.FeatureAlphaDropout)
