@@ -14,6 +14,7 @@ OVERFIT_ROWS = 32  # the single batch
 OVERFIT_STEPS = 300  # at most this many steps on it
 OVERFIT_LOSS = 0.02  # "near zero"
 SIGNAL_STEPS = 200  # about this many steps for the learning-signal run (whole epochs, 1..5)
+SIGNAL_VAL_ROWS = 10_000  # validation rows scored by it, at most
 DETERMINISM_STEPS = 8
 
 
@@ -115,11 +116,15 @@ def check_learning_signal(setup) -> CheckResult:
     title = "learning signal"
     if setup.val is None:
         return CheckResult("learning_signal", title, SKIP, "no validation data given (pass val=...)")
-    per_epoch = math.ceil(len(setup.train) / setup.batch_size)
+    # Big data: a random subset of about SIGNAL_STEPS batches, so the check stays in seconds.
+    train_src = setup.train if len(setup.train) <= SIGNAL_STEPS * setup.batch_size else \
+        setup.sample(SIGNAL_STEPS * setup.batch_size, seed_offset=3)
+    val_src = setup.val if len(setup.val) <= SIGNAL_VAL_ROWS else setup.sample(SIGNAL_VAL_ROWS, source="val", seed_offset=4)
+    per_epoch = math.ceil(len(train_src) / setup.batch_size)
     epochs = max(1, min(5, round(SIGNAL_STEPS / per_epoch)))
     trainer = setup.trainer()
-    train = _pair(setup.train)
-    val = _pair(setup.val)
+    train = _pair(train_src)
+    val = _pair(val_src)
     trainer.fit(train, val=val, epochs=0, batch_size=setup.batch_size)
     before = trainer.evaluate(val)
     trainer.fit(train, val=val, epochs=epochs, batch_size=setup.batch_size)
@@ -140,9 +145,9 @@ def check_learning_signal(setup) -> CheckResult:
                            "Lower the learning rate (see the LR range test's suggestion), scale the inputs, or clip "
                            "gradients (grad_clip).")
     base = majority(setup)
-    acc = accuracy(setup, trainer.model, setup.val)
+    acc = accuracy(setup, trainer.model, val_src)
     if acc is not None and base is not None:
-        n = max(base["n_eval"], 1)
+        n = max(min(base["n_eval"], len(val_src)), 1)
         b = base["best_constant_accuracy"]  # the best any constant prediction does on val
         margin = 2 * math.sqrt(max(b * (1 - b), 1e-4) / n) + 0.01
         ev.update(val_accuracy=acc, best_constant_accuracy=b, margin=margin)
