@@ -40,7 +40,7 @@ CHECKS = {
 _NEEDS_DATA = ("init_loss", "grad_flow", "overfit_batch", "lr_range", "learning_signal", "mode", "determinism", "gradcheck")
 
 
-def doctor(model, train, val=None, *, loss="cross_entropy", optimizer="adam", lr: float | None = None,
+def doctor(model, train, val=None, loss="cross_entropy", *, optimizer="adam", lr: float | None = None,
            optimizer_kwargs: dict | None = None, batch_size: int = 32, seed: int = 0, device="auto",
            standardize: bool | None = None, gradcheck: bool = False, checks=None, out: str | Path | None = None,
            max_rows: int = 100_000) -> DoctorReport:
