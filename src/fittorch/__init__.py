@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from ._version import __version__
 from .callbacks import (Callback, CSVLogger, EarlyStopping, GradientClipping, LRScheduler, MLflowLogger,
-                        NonFiniteGuard, ProgressBar, TensorBoardLogger, TimeLimit)
+                        ModelCheckpoint, NonFiniteGuard, ProgressBar, TensorBoardLogger, TimeLimit)
 from .errors import (CheckpointError, ConfigError, DataError, DataTypeError, FittorchError, ModelError,
                      NotFittedError, TrainingError)
 from .history import History
@@ -23,10 +23,15 @@ from .state import TrainState
 from .summary import model_summary
 from .trainer import Trainer, fit
 
+# ``ft.doctor(...)``. The package's __init__ imports only the (stdlib-only) report module; the
+# checks load on the first call. Bound here, not as a wrapper function: the first import of the
+# submodule ``fittorch.doctor`` would replace a wrapper of the same name with the module itself.
+from .doctor import doctor  # noqa: E402  (after Trainer: the doctor package refers to it lazily)
+
 __all__ = [
     "__version__", "Trainer", "fit", "History", "TrainState", "Callback", "ProgressBar", "MLP", "build_model",
     "save", "load", "seed_everything", "FittorchError", "ConfigError", "DataError", "DataTypeError",
     "ModelError", "NotFittedError", "CheckpointError", "TrainingError",
     "EarlyStopping", "LRScheduler", "GradientClipping", "NonFiniteGuard", "TimeLimit", "CSVLogger",
-    "TensorBoardLogger", "MLflowLogger", "model_summary",
+    "TensorBoardLogger", "MLflowLogger", "ModelCheckpoint", "model_summary", "doctor",
 ]
