@@ -328,6 +328,14 @@ def check_column(col, label, name: str) -> None:
         )
     if inferred in ("integer", "floating", "decimal", "boolean"):
         return  # numbers stored as objects: converted with the rest
+    numeric = pd.to_numeric(values, errors="coerce")
+    if len(values) and numeric.notna().any():  # numbers read as text because of a few non-numbers
+        bad = np.flatnonzero(numeric.isna().to_numpy())
+        raise DataTypeError(
+            f"{name} column {label!r} has mixed types (numbers and {len(bad)} text value(s); e.g. "
+            f"{values.iloc[bad[0]]!r} at row {values.index[bad[0]]!r}); expected numbers. Clean that column, "
+            f"e.g. pd.to_numeric(df[{label!r}], errors='coerce'), then handle the NaNs."
+        )
     example = values.iloc[0] if len(values) else None
     raise DataTypeError(
         f"{name} column {label!r} holds {inferred} values (dtype {dtype}, e.g. {example!r}); expected numbers. "
@@ -510,10 +518,10 @@ def missing_column(name, columns, path: str, what: str = "Target column") -> Dat
     import difflib
 
     cols = [str(c) for c in columns]
-    near = difflib.get_close_matches(str(name), cols, n=3, cutoff=0.4)
+    near = difflib.get_close_matches(str(name), cols, n=3, cutoff=0.6)
     if not near:
         lower = {c.lower(): c for c in cols}
-        near = [lower[m] for m in difflib.get_close_matches(str(name).lower(), list(lower), n=3, cutoff=0.4)]
+        near = [lower[m] for m in difflib.get_close_matches(str(name).lower(), list(lower), n=3, cutoff=0.6)]
     hint = f" Nearest column names: {', '.join(map(repr, near))}." if near else ""
     shown = ", ".join(cols[:20]) + (f", ... ({len(cols)} in all)" if len(cols) > 20 else "")
     return DataError(f"{what} {name!r} is not in {path!r}.{hint} Columns: {shown}.")
