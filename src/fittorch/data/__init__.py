@@ -41,14 +41,14 @@ def _input_names(X):
 
 
 def split_pair(data, role: str, require_target: bool):
-    """``(X, y)`` of an in-memory pair; for predict, ``X`` alone is accepted too."""
+    """``(X, y)`` of an in-memory pair. Predict takes inputs only: there a tuple is several inputs."""
     from .. import validation
 
+    if not require_target:
+        return data, None
     if isinstance(data, tuple) and len(data) == 2:
         return data
-    if require_target:
-        raise validation.not_a_pair(data, role)
-    return data, None
+    raise validation.not_a_pair(data, role)
 
 
 def make_source(data, *, target_dtype: torch.dtype | None = None, role: str = "train", require_target: bool = True,

@@ -81,6 +81,8 @@ def to_tensor(value, dtype: torch.dtype | None = None, *, name: str = "X") -> to
         validation.check_array_dtype(arr, name)
         if arr.dtype == np.bool_:
             arr = arr.astype(np.float32)
+        elif not arr.flags.writeable:  # e.g. pandas' copy-on-write views: torch wants writable memory
+            arr = arr.copy()
         t = torch.from_numpy(np.ascontiguousarray(arr))
     if dtype is not None and t.dtype != dtype:
         t = t.to(dtype)

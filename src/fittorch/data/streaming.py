@@ -168,6 +168,8 @@ class StreamData:
                 y = None
                 if self.target is not None:
                     y = rb.column(self.target).to_numpy(zero_copy_only=False)
+                    if not y.flags.writeable:
+                        y = y.copy()
                     if self.classes is not None:
                         from .labels import encode, is_identity
 
