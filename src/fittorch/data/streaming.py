@@ -48,6 +48,7 @@ class StreamData:
 
     kind = "stream"
     iterable = True
+    csv_block_bytes = 1 << 22  # CSV bytes parsed per chunk (pyarrow infers column types from the first)
 
     def __init__(self, path, target: str | None, *, features=None, chunk_rows: int = 65_536,
                  shuffle_buffer: int = 262_144, classes: list | None = None, check_finite: bool = True):
@@ -136,23 +137,31 @@ class StreamData:
     def _csv_reader(self, columns: list[str] | None = None):
         import pyarrow.csv as pcsv
 
-        read = pcsv.ReadOptions(block_size=1 << 22)
+        read = pcsv.ReadOptions(block_size=self.csv_block_bytes)
         convert = pcsv.ConvertOptions(include_columns=columns) if columns else None
         return pcsv.open_csv(self.path, read_options=read, convert_options=convert)
 
     def _record_batches(self, rng, rows: int | None = None, columns: list[str] | None = None):
+        """``(row offset in the file, pyarrow RecordBatch)`` pairs, row groups in a seeded order."""
         if columns is None:
             columns = self.feature_names + ([self.target] if self.target is not None else [])
         if self.format == "parquet":
             import pyarrow.parquet as pq
 
             pf = pq.ParquetFile(self.path)
-            groups = list(range(pf.num_row_groups))
-            if rng is not None:
-                groups = list(rng.permutation(groups))
-            yield from pf.iter_batches(batch_size=rows or self.chunk_rows, row_groups=groups, columns=columns)
+            sizes = [pf.metadata.row_group(g).num_rows for g in range(pf.num_row_groups)]
+            starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(int) if sizes else []
+            groups = rng.permutation(len(sizes)) if rng is not None else range(len(sizes))
+            for g in groups:
+                offset = int(starts[g])
+                for rb in pf.iter_batches(batch_size=rows or self.chunk_rows, row_groups=[int(g)], columns=columns):
+                    yield offset, rb
+                    offset += rb.num_rows
         else:
-            yield from self._csv_reader(columns=columns)
+            offset = 0
+            for rb in self._csv_reader(columns=columns):
+                yield offset, rb
+                offset += rb.num_rows
 
     def _chunks(self, rng, rows: int | None = None):
         """``(X float32 [n, F], y or None)`` per chunk read from the file."""
@@ -160,7 +169,7 @@ class StreamData:
 
         offset = 0
         try:
-            for rb in self._record_batches(rng, rows):
+            for offset, rb in self._record_batches(rng, rows):
                 n = rb.num_rows
                 X = np.empty((n, len(self.feature_names)), dtype=np.float32)
                 for j, name in enumerate(self.feature_names):
@@ -179,7 +188,6 @@ class StreamData:
                         y = y.astype(np.float32)
                 if self.check_finite:
                     validation.check_chunk_finite(X, y, self.feature_names, offset, str(self.path))
-                offset += n
                 yield X, y
         except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
             from ..errors import FittorchError
@@ -231,7 +239,7 @@ class StreamData:
         import pyarrow.compute as pc
 
         seen = None
-        for rb in self._record_batches(None, columns=[self.target]):
+        for _, rb in self._record_batches(None, columns=[self.target]):
             u = pc.unique(rb.column(self.target))
             seen = u if seen is None else pc.unique(pa.concat_arrays([seen, u]))
         values = [] if seen is None else seen.to_pylist()
