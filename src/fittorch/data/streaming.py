@@ -148,13 +148,15 @@ class StreamData:
         if self.format == "parquet":
             import pyarrow.parquet as pq
 
-            pf = pq.ParquetFile(self.path)
+            # Buffered reads, no pre-buffering, one decode thread: arrow holds a few MB, not row groups.
+            pf = pq.ParquetFile(self.path, buffer_size=1 << 20, pre_buffer=False)
             sizes = [pf.metadata.row_group(g).num_rows for g in range(pf.num_row_groups)]
             starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(int) if sizes else []
             groups = rng.permutation(len(sizes)) if rng is not None else range(len(sizes))
             for g in groups:
                 offset = int(starts[g])
-                for rb in pf.iter_batches(batch_size=rows or self.chunk_rows, row_groups=[int(g)], columns=columns):
+                for rb in pf.iter_batches(batch_size=rows or self.chunk_rows, row_groups=[int(g)], columns=columns,
+                                          use_threads=False):
                     yield offset, rb
                     offset += rb.num_rows
         else:
@@ -197,41 +199,48 @@ class StreamData:
             raise validation.unreadable_file(self.path, exc, at_row=offset) from None
 
     def _batches_np(self, batch_size: int, rng, drop_last: bool):
-        """Re-cut chunks into batches, shuffling within a bounded buffer when ``rng`` is set."""
-        pool_X: list[np.ndarray] = []
-        pool_y: list[np.ndarray] = []
-        pooled = 0
+        """Re-cut chunks into batches, shuffling within a bounded buffer when ``rng`` is set.
+
+        The buffer is allocated once (about ``shuffle_buffer + 2 * chunk_rows`` rows) and
+        reused, so memory stays flat over an epoch of any length.
+        """
         limit = max(self.shuffle_buffer, batch_size) if rng is not None else batch_size
+        Xb = yb = None
+        count = 0
         for X, y in self._chunks(rng):
-            pool_X.append(X)
-            if y is not None:
-                pool_y.append(y)
-            pooled += len(X)
-            if pooled < limit:
+            n = len(X)
+            if Xb is None or count + n > len(Xb):
+                Xb, yb = _grow(Xb, yb, count, count + n + limit, X, y)
+            Xb[count : count + n] = X
+            if yb is not None:
+                yb[count : count + n] = y
+            count += n
+            if count < limit:
                 continue
-            X_all = np.concatenate(pool_X) if len(pool_X) > 1 else pool_X[0]
-            y_all = (np.concatenate(pool_y) if len(pool_y) > 1 else pool_y[0]) if pool_y else None
             if rng is not None:
-                perm = rng.permutation(len(X_all))
-                X_all, y_all = X_all[perm], None if y_all is None else y_all[perm]
-                keep = min(len(X_all) - batch_size, self.shuffle_buffer // 2)  # carried into the next fill
-                emit = ((len(X_all) - max(keep, 0)) // batch_size) * batch_size
+                keep = min(count - batch_size, self.shuffle_buffer // 2)  # carried into the next fill
+                emit = ((count - keep) // batch_size) * batch_size
+                perm = rng.permutation(count)
+                for i in range(0, emit, batch_size):
+                    idx = perm[i : i + batch_size]
+                    yield Xb[idx], None if yb is None else yb[idx]
+                rest = perm[emit:]
             else:
-                emit = (len(X_all) // batch_size) * batch_size
-            for i in range(0, emit, batch_size):
-                yield X_all[i : i + batch_size], None if y_all is None else y_all[i : i + batch_size]
-            pool_X = [X_all[emit:]] if emit < len(X_all) else []
-            pool_y = [y_all[emit:]] if (y_all is not None and emit < len(X_all)) else []
-            pooled = len(X_all) - emit
-        if pooled:
-            X_all = np.concatenate(pool_X) if len(pool_X) > 1 else pool_X[0]
-            y_all = (np.concatenate(pool_y) if len(pool_y) > 1 else pool_y[0]) if pool_y else None
-            if rng is not None:
-                perm = rng.permutation(len(X_all))
-                X_all, y_all = X_all[perm], None if y_all is None else y_all[perm]
-            stop = (len(X_all) // batch_size) * batch_size if drop_last else len(X_all)
+                emit = (count // batch_size) * batch_size
+                for i in range(0, emit, batch_size):
+                    yield Xb[i : i + batch_size].copy(), None if yb is None else yb[i : i + batch_size].copy()
+                rest = slice(emit, count)
+            left = count - emit
+            Xb[:left] = Xb[rest]
+            if yb is not None:
+                yb[:left] = yb[rest]
+            count = left
+        if count:
+            order = rng.permutation(count) if rng is not None else np.arange(count)
+            stop = (count // batch_size) * batch_size if drop_last else count
             for i in range(0, stop, batch_size):
-                yield X_all[i : i + batch_size], None if y_all is None else y_all[i : i + batch_size]
+                idx = order[i : i + batch_size]
+                yield Xb[idx], None if yb is None else yb[idx]
 
     def _scan_classes(self) -> list:
         """The distinct labels of the target column, read one column at a time (bounded memory)."""
@@ -244,6 +253,17 @@ class StreamData:
             seen = u if seen is None else pc.unique(pa.concat_arrays([seen, u]))
         values = [] if seen is None else seen.to_pylist()
         return sorted(values)
+
+
+def _grow(Xb, yb, count: int, rows: int, X: np.ndarray, y):
+    """A (larger) buffer holding the first ``count`` rows of the old one."""
+    new_X = np.empty((rows,) + X.shape[1:], dtype=X.dtype)
+    new_y = None if y is None else np.empty((rows,) + y.shape[1:], dtype=y.dtype)
+    if Xb is not None and count:
+        new_X[:count] = Xb[:count]
+        if new_y is not None:
+            new_y[:count] = yb[:count]
+    return new_X, new_y
 
 
 def _is_text(arrow_type) -> bool:
