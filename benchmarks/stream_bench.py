@@ -23,6 +23,14 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
+def current_rss_mb() -> float:
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * resource.getpagesize() / 2**20
+    except OSError:
+        return float("nan")
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("path")
@@ -32,6 +40,7 @@ def main(argv=None) -> None:
     ap.add_argument("--chunk-rows", type=int, default=65_536)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--device", default="auto")
+    ap.add_argument("--data-only", action="store_true", help="only read and batch the stream (no model)")
     args = ap.parse_args(argv)
 
     import torch
@@ -63,8 +72,21 @@ def main(argv=None) -> None:
                 if pct >= self.next_pct:
                     el = time.perf_counter() - self.t0
                     print(f"  {pct:5.1f}%  {el:6.1f} s  ETA {el / pct * (100 - pct):6.1f} s  "
-                          f"peak RSS {peak_rss_mb():.0f} MB", flush=True)
+                          f"RSS now {current_rss_mb():.0f} MiB, peak {peak_rss_mb():.0f} MiB", flush=True)
                     self.next_pct += 10
+
+    if args.data_only:
+        started = time.perf_counter()
+        src.epoch_order(0, 0, True)
+        rows = 0
+        for i, ((X,), _y) in enumerate(src.batches(args.batch_size, None)):
+            rows += len(X)
+            if i % 500 == 0:
+                print(f"  {rows:>12,} rows  RSS now {current_rss_mb():.0f} MiB, peak {peak_rss_mb():.0f} MiB", flush=True)
+        seconds = time.perf_counter() - started
+        print(f"data only (read + shuffle + batch): {rows:,} rows in {seconds:.1f} s, {rows / seconds:,.0f} rows/s; "
+              f"peak RSS {peak_rss_mb():.0f} MiB (after the imports: {baseline:.0f} MiB)")
+        return
 
     torch.manual_seed(0)
     model = ft.MLP(n_feat, [64], 2)

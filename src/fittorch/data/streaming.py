@@ -165,82 +165,85 @@ class StreamData:
                 yield offset, rb
                 offset += rb.num_rows
 
-    def _chunks(self, rng, rows: int | None = None):
-        """``(X float32 [n, F], y or None)`` per chunk read from the file."""
+    def _read(self, rng, rows: int | None = None):
+        """``(offset, RecordBatch)`` pairs; a file that fails to parse mid-way is reported by row."""
         from .. import validation
+        from ..errors import FittorchError
 
         offset = 0
         try:
             for offset, rb in self._record_batches(rng, rows):
-                n = rb.num_rows
-                X = np.empty((n, len(self.feature_names)), dtype=np.float32)
-                for j, name in enumerate(self.feature_names):
-                    X[:, j] = rb.column(name).to_numpy(zero_copy_only=False)
-                y = None
-                if self.target is not None:
-                    y = rb.column(self.target).to_numpy(zero_copy_only=False)
-                    if not y.flags.writeable:
-                        y = y.copy()
-                    if self.classes is not None:
-                        from .labels import encode, is_identity
-
-                        if not is_identity(self.classes):
-                            y = encode(y, self.classes, f"streamed rows {offset}..{offset + n - 1}")
-                    elif y.dtype == np.float64:
-                        y = y.astype(np.float32)
-                if self.check_finite:
-                    validation.check_chunk_finite(X, y, self.feature_names, offset, str(self.path))
-                yield X, y
+                yield offset, rb
         except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
-            from ..errors import FittorchError
-
             if isinstance(exc, FittorchError):
                 raise
             raise validation.unreadable_file(self.path, exc, at_row=offset) from None
 
+    def _convert(self, rb, offset: int, X_out: np.ndarray):
+        """Write the feature columns of ``rb`` into ``X_out`` (float32 rows); return the targets."""
+        from .. import validation
+
+        n = rb.num_rows
+        for j, name in enumerate(self.feature_names):
+            X_out[:, j] = rb.column(name).to_numpy(zero_copy_only=False)
+        y = None
+        if self.target is not None:
+            y = rb.column(self.target).to_numpy(zero_copy_only=False)
+            if self.classes is not None:
+                from .labels import encode, is_identity
+
+                if not is_identity(self.classes):
+                    y = encode(y, self.classes, f"streamed rows {offset}..{offset + n - 1}")
+            elif y.dtype == np.float64:
+                y = y.astype(np.float32)
+        if self.check_finite and not np.isfinite(np.add.reduce(X_out, axis=None)):  # cheap: no n x F mask
+            validation.check_chunk_finite(X_out, y, self.feature_names, offset, str(self.path))
+        if self.check_finite and y is not None and y.dtype.kind == "f" and not np.isfinite(np.add.reduce(y)):
+            validation.check_chunk_finite(X_out[:0], y, self.feature_names, offset, str(self.path))
+        return y
+
+    def _chunks(self, rng, rows: int | None = None):
+        """``(X float32 [n, F], y or None)`` per chunk read from the file."""
+        for offset, rb in self._read(rng, rows):
+            X = np.empty((rb.num_rows, len(self.feature_names)), dtype=np.float32)
+            y = self._convert(rb, offset, X)
+            yield X, (y.copy() if y is not None and not y.flags.writeable else y)
+
     def _batches_np(self, batch_size: int, rng, drop_last: bool):
         """Re-cut chunks into batches, shuffling within a bounded buffer when ``rng`` is set.
 
-        The buffer is allocated once (about ``shuffle_buffer + 2 * chunk_rows`` rows) and
-        reused, so memory stays flat over an epoch of any length.
+        Chunks are decoded straight into one preallocated buffer (about ``shuffle_buffer +
+        chunk_rows`` rows, plus a second one to compact into), and the shuffle permutes a
+        preallocated index in place: per batch only the batch itself is allocated, so
+        memory stays flat over an epoch of any length.
         """
         limit = max(self.shuffle_buffer, batch_size) if rng is not None else batch_size
-        Xb = yb = None
-        count = 0
-        for X, y in self._chunks(rng):
-            n = len(X)
-            if Xb is None or count + n > len(Xb):
-                Xb, yb = _grow(Xb, yb, count, count + n + limit, X, y)
-            Xb[count : count + n] = X
-            if yb is not None:
-                yb[count : count + n] = y
-            count += n
-            if count < limit:
+        buf = _Ring(len(self.feature_names), limit + max(self.chunk_rows, batch_size))
+        for offset, rb in self._read(rng):
+            n = rb.num_rows
+            buf.reserve(n)
+            y = self._convert(rb, offset, buf.X[buf.count : buf.count + n])
+            buf.put_y(y, n)
+            buf.count += n
+            if buf.count < limit:
                 continue
             if rng is not None:
-                keep = min(count - batch_size, self.shuffle_buffer // 2)  # carried into the next fill
-                emit = ((count - keep) // batch_size) * batch_size
-                perm = rng.permutation(count)
+                keep = min(buf.count - batch_size, self.shuffle_buffer // 2)  # carried into the next fill
+                emit = ((buf.count - keep) // batch_size) * batch_size
+                perm = buf.permutation(rng)
                 for i in range(0, emit, batch_size):
-                    idx = perm[i : i + batch_size]
-                    yield Xb[idx], None if yb is None else yb[idx]
-                rest = perm[emit:]
+                    yield buf.gather(perm[i : i + batch_size])
+                buf.compact(perm[emit:])
             else:
-                emit = (count // batch_size) * batch_size
+                emit = (buf.count // batch_size) * batch_size
                 for i in range(0, emit, batch_size):
-                    yield Xb[i : i + batch_size].copy(), None if yb is None else yb[i : i + batch_size].copy()
-                rest = slice(emit, count)
-            left = count - emit
-            Xb[:left] = Xb[rest]
-            if yb is not None:
-                yb[:left] = yb[rest]
-            count = left
-        if count:
-            order = rng.permutation(count) if rng is not None else np.arange(count)
-            stop = (count // batch_size) * batch_size if drop_last else count
+                    yield buf.gather(slice(i, i + batch_size))
+                buf.compact(slice(emit, buf.count))
+        if buf.count:
+            order = buf.permutation(rng) if rng is not None else np.arange(buf.count)
+            stop = (buf.count // batch_size) * batch_size if drop_last else buf.count
             for i in range(0, stop, batch_size):
-                idx = order[i : i + batch_size]
-                yield Xb[idx], None if yb is None else yb[idx]
+                yield buf.gather(order[i : i + batch_size])
 
     def _scan_classes(self) -> list:
         """The distinct labels of the target column, read one column at a time (bounded memory)."""
@@ -255,15 +258,65 @@ class StreamData:
         return sorted(values)
 
 
-def _grow(Xb, yb, count: int, rows: int, X: np.ndarray, y):
-    """A (larger) buffer holding the first ``count`` rows of the old one."""
-    new_X = np.empty((rows,) + X.shape[1:], dtype=X.dtype)
-    new_y = None if y is None else np.empty((rows,) + y.shape[1:], dtype=y.dtype)
-    if Xb is not None and count:
-        new_X[:count] = Xb[:count]
-        if new_y is not None:
-            new_y[:count] = yb[:count]
-    return new_X, new_y
+class _Ring:
+    """The streaming shuffle buffer: rows ``[0, count)`` of ``X``/``y`` are pending."""
+
+    def __init__(self, n_features: int, capacity: int):
+        self.n_features, self.count = n_features, 0
+        self._alloc(capacity)
+        self.y = self.y2 = None
+
+    def _alloc(self, capacity: int):
+        self.capacity = capacity
+        self.X = np.empty((capacity, self.n_features), dtype=np.float32)
+        self.X2 = np.empty_like(self.X)
+        self.index = np.arange(capacity)
+        self.perm = np.empty(capacity, dtype=np.int64)
+
+    def reserve(self, n: int) -> None:
+        if self.count + n <= self.capacity:
+            return
+        X, y, count = self.X, self.y, self.count
+        self._alloc(2 * (count + n))
+        self.X[:count] = X[:count]
+        if y is not None:
+            self.y = np.empty((self.capacity,) + y.shape[1:], dtype=y.dtype)
+            self.y2 = np.empty_like(self.y)
+            self.y[:count] = y[:count]
+
+    def put_y(self, y, n: int) -> None:
+        if y is None:
+            return
+        if self.y is None or self.y.dtype != y.dtype:
+            self.y = np.empty((self.capacity,) + y.shape[1:], dtype=y.dtype)
+            self.y2 = np.empty_like(self.y)
+        self.y[self.count : self.count + n] = y
+
+    def permutation(self, rng) -> np.ndarray:
+        perm = self.perm[: self.count]
+        perm[:] = self.index[: self.count]
+        rng.shuffle(perm)
+        return perm
+
+    def gather(self, idx):
+        if isinstance(idx, slice):
+            return self.X[idx].copy(), None if self.y is None else self.y[idx].copy()
+        return self.X[idx], None if self.y is None else self.y[idx]
+
+    def compact(self, rest) -> None:
+        """Keep only the rows ``rest`` (moved to the front)."""
+        left = len(self.index[rest]) if isinstance(rest, slice) else len(rest)
+        if isinstance(rest, slice):
+            self.X2[:left] = self.X[rest]
+            if self.y is not None:
+                self.y2[:left] = self.y[rest]
+        else:
+            np.take(self.X, rest, axis=0, out=self.X2[:left])
+            if self.y is not None:
+                np.take(self.y, rest, axis=0, out=self.y2[:left])
+        self.X, self.X2 = self.X2, self.X
+        self.y, self.y2 = self.y2, self.y
+        self.count = left
 
 
 def _is_text(arrow_type) -> bool:
