@@ -280,3 +280,18 @@ def test_in_memory_source_keeps_dtypes(small_clf_data):
     src = make_source((X.astype(np.float64), y.astype(np.int32)), target_dtype=torch.long)
     assert isinstance(src, InMemoryData)
     assert src.inputs[0].dtype == torch.float32 and src.target.dtype == torch.long
+
+
+def test_the_examples_in_docs_data_md_run(tmp_path, monkeypatch):
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "data.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", text, re.S)
+    assert len(blocks) >= 8
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    for i, block in enumerate(blocks):
+        exec(compile(block, f"docs/data.md block {i}", "exec"), namespace)
+    assert namespace["trainer"].classes == ["cat", "dog"]
+    assert (tmp_path / "pets" / "model.json").exists()
