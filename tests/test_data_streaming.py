@@ -127,3 +127,13 @@ def test_bad_csv_value_mid_file(tmp_path, monkeypatch):
     src.epoch_order(0, 0, False)
     with pytest.raises(DataError, match="could not be read as CSV"):
         list(src.batches(64, None))
+
+
+def test_labels_out_of_range_in_a_stream_are_caught_on_the_host(tmp_path):
+    X = np.ones((300, 2), dtype=np.float32)
+    label = np.zeros(300, dtype=np.int64)
+    label[250] = 5
+    pd.DataFrame(X, columns=["a", "b"]).assign(label=label).to_parquet(tmp_path / "l.parquet", row_group_size=100)
+    t = ft.Trainer(nn.Linear(2, 3), progress=False)
+    with pytest.raises(DataError, match="label 5 at row 250.*outputs 3 classes"):
+        t.fit(stream_file(tmp_path / "l.parquet", "label", chunk_rows=50), epochs=1, shuffle=False)

@@ -306,9 +306,10 @@ def _n_features(inputs) -> int | None:
 
 
 def fit(model: nn.Module, train, val=None, *, epochs: int = 10, batch_size: int = 32, shuffle: bool = True,
-        drop_last: bool = False, **trainer_kwargs) -> Trainer:
+        drop_last: bool = False, num_workers: int = 0, **trainer_kwargs) -> Trainer:
     """One call: build a :class:`Trainer`, fit it, and return it (``.history``, ``.evaluate``, ``.predict``)."""
     trainer = Trainer(model, **trainer_kwargs)
-    trainer.fit(train, val, epochs=epochs, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last)
+    trainer.fit(train, val, epochs=epochs, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last,
+                num_workers=num_workers)
     return trainer
 

@@ -190,6 +190,8 @@ def _guess_kind(output, target, loss_info) -> OutputKind:
 
 def check_class_range(source, kind: OutputKind, role: str, classes: list | None = None) -> None:
     """Labels outside [0, C) would device-assert on CUDA; check them on the host first."""
+    if isinstance(source, StreamData) and kind.task == "multiclass":
+        source.num_classes = kind.num_classes  # checked chunk by chunk as the file is read
     if kind.task != "multiclass" or not isinstance(source, InMemoryData) or source.target is None:
         return
     t = source.target
@@ -549,6 +551,16 @@ def check_chunk_finite(X: np.ndarray, y, names: list[str], offset: int, path: st
     if y is not None and y.dtype.kind == "f" and not np.isfinite(y).all():
         r = int(np.flatnonzero(~np.isfinite(y))[0])
         raise DataError(f"{path!r} has a NaN/inf target at row {offset + r}. Drop or fill those rows first.")
+
+
+def check_chunk_labels(y: np.ndarray, num_classes: int, offset: int, path: str) -> None:
+    lo, hi = int(y.min()), int(y.max())
+    if lo < 0 or hi >= num_classes:
+        r = int(np.flatnonzero((y < 0) | (y >= num_classes))[0])
+        raise DataError(
+            f"{path!r} has label {int(y[r])} at row {offset + r}, but the model outputs {num_classes} classes "
+            f"(valid labels 0..{num_classes - 1}). Make the last layer output more classes, or fix the labels."
+        )
 
 
 def check_positive_int(value, name: str) -> None:

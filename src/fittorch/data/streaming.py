@@ -78,6 +78,7 @@ class StreamData:
         if target is not None and classes is None and _is_text(schema.field(target).type):
             self.classes = self._scan_classes()
         self._seed, self._epoch, self._shuffle = 0, 0, False
+        self.num_classes: int | None = None  # set by validation once the model's output size is known
 
     # -- the source interface the loop uses ----------------------------------------------
     def __len__(self) -> int:
@@ -196,6 +197,8 @@ class StreamData:
                     y = encode(y, self.classes, f"streamed rows {offset}..{offset + n - 1}")
             elif y.dtype == np.float64:
                 y = y.astype(np.float32)
+        if self.num_classes and y is not None and y.dtype.kind in "iu" and len(y):
+            validation.check_chunk_labels(y, self.num_classes, offset, str(self.path))
         if self.check_finite and not np.isfinite(np.add.reduce(X_out, axis=None)):  # cheap: no n x F mask
             validation.check_chunk_finite(X_out, y, self.feature_names, offset, str(self.path))
         if self.check_finite and y is not None and y.dtype.kind == "f" and not np.isfinite(np.add.reduce(y)):
