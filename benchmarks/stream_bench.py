@@ -97,9 +97,10 @@ def main(argv=None) -> None:
     seconds = time.perf_counter() - started
     peak = peak_rss_mb()
     size = Path(args.path).stat().st_size
-    rows = n_rows or trainer.state.batch_in_epoch * args.batch_size
+    rows = n_rows or src.rows_read
     in_mem = rows * (n_feat + 1) * 4 / 2**20
-    print(f"file: {args.path} ({size / 2**20:.0f} MiB on disk, {rows:,} rows x {n_feat} features)")
+    print(f"file: {args.path} ({size / 2**20:.0f} MiB on disk, {rows:,} rows x {n_feat} features, "
+          f"batch {args.batch_size}, shuffle buffer {args.shuffle_buffer:,} rows)")
     print(f"one epoch: {seconds:.1f} s, {rows / seconds:,.0f} rows/s, train_loss {trainer.history.last['train_loss']:.4f}")
     print(f"peak RSS: {peak:.0f} MiB (after the imports: {baseline:.0f} MiB; growth {peak - baseline:.0f} MiB) "
           f"vs {in_mem:.0f} MiB for the data as float32 in memory ({2 * in_mem:.0f} MiB as pandas float64)")

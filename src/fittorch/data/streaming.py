@@ -79,6 +79,7 @@ class StreamData:
             self.classes = self._scan_classes()
         self._seed, self._epoch, self._shuffle = 0, 0, False
         self.num_classes: int | None = None  # set by validation once the model's output size is known
+        self.rows_read = 0  # rows yielded by the last pass (the row count of a CSV, once read)
 
     # -- the source interface the loop uses ----------------------------------------------
     def __len__(self) -> int:
@@ -102,6 +103,7 @@ class StreamData:
         rng = np.random.default_rng([self._seed, self._epoch]) if self._shuffle else None
         dtype = None if raw else self.target_dtype
         index = 0
+        self.rows_read = 0
         for X, y in self._batches_np(batch_size, rng, drop_last):
             if index >= start and (getattr(self, "_world", 1) == 1 or index % self._world == self._rank):
                 inputs = torch.from_numpy(X)
@@ -112,6 +114,7 @@ class StreamData:
                 if dtype is not None and target is not None and target.dtype != dtype:
                     target = target.to(dtype)
                 yield (inputs,), target
+            self.rows_read += len(X)
             index += 1
 
     def head(self, n: int = 2):
