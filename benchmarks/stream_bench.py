@@ -41,6 +41,9 @@ def main(argv=None) -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--data-only", action="store_true", help="only read and batch the stream (no model)")
+    ap.add_argument("--prealloc-losses", action="store_true",
+                    help="experiment: write each batch loss into one preallocated tensor instead of keeping "
+                         "one small tensor per step (which fragments the heap over a long epoch)")
     args = ap.parse_args(argv)
 
     import torch
@@ -88,10 +91,27 @@ def main(argv=None) -> None:
               f"peak RSS {peak_rss_mb():.0f} MiB (after the imports: {baseline:.0f} MiB)")
         return
 
+    class LossBuffer(list):
+        """A list whose items are views into one preallocated tensor: no allocation per step."""
+
+        def __init__(self, n):
+            super().__init__()
+            self.buf = torch.empty(n)
+
+        def append(self, loss):
+            view = self.buf[len(self)]
+            view.copy_(loss)
+            super().append(view)
+
+    class PreallocLosses(Callback):
+        def on_epoch_start(self, trainer):
+            trainer.epoch_losses = LossBuffer(src.num_batches(args.batch_size) or 1_000_000)
+
     torch.manual_seed(0)
     model = ft.MLP(n_feat, [64], 2)
+    callbacks = [Progress()] + ([PreallocLosses()] if args.prealloc_losses else [])
     trainer = ft.Trainer(model, metrics=[], device=args.device, num_threads=args.threads, progress=False,
-                         callbacks=[Progress()])
+                         callbacks=callbacks)
     started = time.perf_counter()
     trainer.fit(src, epochs=1, batch_size=args.batch_size)
     seconds = time.perf_counter() - started
