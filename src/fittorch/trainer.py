@@ -15,7 +15,7 @@ from torch import nn
 
 from . import validation
 from .callbacks.base import Callback, overrides
-from .data import InMemoryData, LoaderData, first_tensor, make_source
+from .data import InMemoryData, LoaderData, first_tensor, make_source, prepare_fit
 from .device import auto_num_threads, resolve_device
 from .distributed import DistContext
 from .errors import ConfigError, DataError, NotFittedError
@@ -106,6 +106,8 @@ class Trainer:
         self.metric_set = MetricSet({}, OutputKind("regression"))
         self.output_kind: OutputKind | None = None
         self.n_features_in: int | None = None
+        self.feature_names: list[str] | None = None  # DataFrame column names seen at fit
+        self.classes: list | None = None  # the original class labels; index i is class i
         self.checkpoint_dir: str | None = None
         self.fit_params: dict = {}  # this fit's batch_size, shuffle, drop_last, n_train, n_batches
         self.checkpoint_path = None  # the newest checkpoint written or resumed from
@@ -120,14 +122,23 @@ class Trainer:
         return self.state.history
 
     def fit(self, train, val=None, *, epochs: int = 10, batch_size: int = 32, shuffle: bool = True,
-            drop_last: bool = False, val_batch_size: int | None = None, resume=None) -> History:
+            drop_last: bool = False, val_batch_size: int | None = None, resume=None, num_workers: int = 0) -> History:
         """Train for ``epochs`` more epochs (with ``resume``: up to ``epochs`` in total).
 
-        ``train`` is an ``(X, y)`` pair, a Dataset or a DataLoader; ``val`` likewise, or None.
-        Validation runs after every epoch, in eval mode, without gradients.
+        ``train`` is an ``(X, y)`` pair, a Dataset, a DataLoader or ``fittorch.data.stream_file(...)``;
+        ``val`` likewise, None, or a fraction such as ``0.2`` held out from ``train`` (seeded,
+        stratified for classification). Text or non-contiguous class labels are encoded to
+        0..C-1; ``trainer.classes`` keeps the originals. ``num_workers``: DataLoader worker
+        processes for a Dataset. Validation runs after every epoch, in eval mode, without gradients.
         """
-        train_src = make_source(train, target_dtype=target_dtype(self.loss_info), role="train")
-        val_src = None if val is None else make_source(val, target_dtype=target_dtype(self.loss_info), role="val")
+        validation.check_num_workers(num_workers)
+        keep = self.classes if self.state.status != "created" else None
+        fd = prepare_fit(train, val, loss_info=self.loss_info, seed=self.seed, classes=keep,
+                         num_workers=num_workers, device=self.device)
+        train_src, val_src = fd.train, fd.val
+        if self.state.status != "created" and self.feature_names is not None:
+            validation.check_features(train_src, None, self.feature_names, "fit")
+        self.classes, self.feature_names = fd.classes, fd.feature_names or self.feature_names
         validation.check_fit_args(epochs=epochs, batch_size=batch_size, n_train=_len(train_src), drop_last=drop_last)
         validation.check_source(train_src, "training")
         if val_src is not None:
@@ -161,21 +172,29 @@ class Trainer:
     def evaluate(self, data, *, batch_size: int = 1024) -> dict:
         """Loss and metrics over ``data`` (an ``(X, y)`` pair, Dataset or DataLoader)."""
         self._check_fitted("evaluate")
-        src = make_source(data, target_dtype=target_dtype(self.loss_info), role="evaluation")
+        src = make_source(data, target_dtype=target_dtype(self.loss_info), role="evaluation",
+                          loss_info=self.loss_info, classes=self.classes, device=self.device)
         validation.check_source(src, "evaluation")
         self._check_features(src, "evaluate")
         if self.output_kind is not None:
-            validation.check_class_range(src, self.output_kind, "evaluation")
+            validation.check_class_range(src, self.output_kind, "evaluation", self.classes)
         if isinstance(src, InMemoryData):
             src = src.to(self.device)
         with self._threads():
             return evaluate_source(self, src, batch_size=batch_size)
 
     @torch.no_grad()
-    def predict(self, X, *, batch_size: int = 1024) -> torch.Tensor:
-        """The model's raw outputs for ``X`` (eval mode, no grad), as a CPU tensor."""
+    def predict(self, X, *, batch_size: int = 1024, labels: bool = False):
+        """The model's raw outputs for ``X`` (eval mode, no grad), as a CPU tensor.
+
+        With ``labels=True``, the predicted class labels instead, as a numpy array of the
+        original labels (``"cat"``/``"dog"``, ``3``/``7``/``9``, ...).
+        """
         self._check_fitted("predict")
-        src = make_source(X, role="predict", require_target=False)
+        if labels and (self.output_kind is None or self.output_kind.task == "regression"):
+            raise ConfigError("predict(labels=True) needs a classification model (cross_entropy, nll, bce); "
+                              "this one is a regression model. Call predict(X) for its outputs.")
+        src = make_source(X, role="predict", require_target=False, device=self.device)
         validation.check_source(src, "predict")
         self._check_features(src, "predict")
         if isinstance(src, InMemoryData):
@@ -190,14 +209,20 @@ class Trainer:
                         outputs.append(forward(self.parts, inputs).float())
         finally:
             self.model.train(was_training)
-        return torch.cat(outputs).cpu()
+        output = torch.cat(outputs).cpu()
+        if labels:
+            from .data.labels import decode, predicted_indices
+
+            return decode(predicted_indices(output, self.output_kind, len(self.classes or ())), self.classes)
+        return output
 
     def save(self, path: str | os.PathLike, *, metadata: dict | None = None):
         """Save the weights (safetensors) and a JSON description next to them."""
         from .serialization import save_model
 
         meta = {"loss": getattr(self.loss_info, "name", None), "n_features_in": self.n_features_in,
-                "output_kind": vars(self.output_kind) if self.output_kind else None}
+                "output_kind": vars(self.output_kind) if self.output_kind else None,
+                "classes": self.classes, "feature_names": self.feature_names}
         meta.update(metadata or {})
         return save_model(self.model, path, metadata=meta)
 
@@ -208,6 +233,8 @@ class Trainer:
         load_into(unwrap(self.model), load_state(path, self.device), source=str(path))
         meta = read_metadata(path)
         self.n_features_in = meta.get("n_features_in", self.n_features_in)
+        self.classes = meta.get("classes", self.classes)
+        self.feature_names = meta.get("feature_names", self.feature_names)
         if meta.get("output_kind"):
             self.output_kind = OutputKind(**meta["output_kind"])
             self.metric_set = MetricSet.build(self._metric_names(self.output_kind), self.output_kind, self.device)
@@ -244,7 +271,7 @@ class Trainer:
         return self._val_batch_size or max(batch_size, 1024)
 
     def batch_kwargs(self, source) -> dict:
-        return {"device": self.device} if isinstance(source, LoaderData) else {}
+        return {} if isinstance(source, InMemoryData) else {"device": self.device}
 
     def last_good_checkpoint_hint(self) -> str:
         if self.checkpoint_dir:
@@ -291,9 +318,9 @@ class Trainer:
             self.n_features_in = _n_features(batch[0])
         else:
             self.output_kind = validation._guess_kind(torch.zeros(1, 2), None, self.loss_info)
-        validation.check_class_range(train_src, self.output_kind, "training")
+        validation.check_class_range(train_src, self.output_kind, "training", self.classes)
         if val_src is not None:
-            validation.check_class_range(val_src, self.output_kind, "validation")
+            validation.check_class_range(val_src, self.output_kind, "validation", self.classes)
             self._check_features(val_src, "fit (val)")
         self.metric_set = MetricSet.build(self._metric_names(self.output_kind), self.output_kind, self.device)
         self.callbacks.sort(key=lambda cb: getattr(cb, "order", 0))  # stable: equal orders keep the user's order
@@ -314,14 +341,7 @@ class Trainer:
             )
 
     def _check_features(self, src, what: str) -> None:
-        if self.n_features_in is None or not isinstance(src, InMemoryData):
-            return
-        n = _n_features(src.inputs)
-        if n is not None and n != self.n_features_in:
-            raise DataError(
-                f"{what}: the data has {n} features, but the model was trained on {self.n_features_in}. "
-                "Pass the same columns, in the same order, as in training."
-            )
+        validation.check_features(src, self.n_features_in, self.feature_names, what)
 
     def _autocast_factory(self):
         if self.precision == "fp32":
@@ -361,9 +381,10 @@ def _n_features(inputs) -> int | None:
 
 
 def fit(model: nn.Module, train, val=None, *, epochs: int = 10, batch_size: int = 32, shuffle: bool = True,
-        drop_last: bool = False, **trainer_kwargs) -> Trainer:
+        drop_last: bool = False, num_workers: int = 0, **trainer_kwargs) -> Trainer:
     """One call: build a :class:`Trainer`, fit it, and return it (``.history``, ``.evaluate``, ``.predict``)."""
     trainer = Trainer(model, **trainer_kwargs)
-    trainer.fit(train, val, epochs=epochs, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last)
+    trainer.fit(train, val, epochs=epochs, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last,
+                num_workers=num_workers)
     return trainer
 

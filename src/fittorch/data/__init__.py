@@ -1,19 +1,25 @@
-"""Data in: every form a user passes becomes an :class:`InMemoryData` or a :class:`LoaderData`.
+"""Data in: every form a user passes becomes an :class:`InMemoryData`, a :class:`LoaderData`
+or a :class:`StreamData`.
 
-Both expose the same small interface the loop uses: ``num_batches``, ``epoch_order`` and
-``batches``.
+All three expose the same small interface the loop uses: ``num_batches``, ``epoch_order``
+and ``batches``. ``make_source`` builds one source; ``prepare_fit`` builds the training and
+validation sources of a fit (label encoding, ``val=0.2`` splits, feature names).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
-from ..errors import DataError, DataTypeError
-from .convert import first_tensor, map_structure, to_tensor
+from .convert import feature_names_of, first_tensor, is_frame, map_structure, to_numpy, to_tensor
+from .labels import encode, fit_classes, is_identity, label_task
 from .loader import LoaderData, is_loader_like
 from .memory import InMemoryData
+from .streaming import StreamData, stream_file
 
-__all__ = ["InMemoryData", "LoaderData", "make_source", "to_tensor", "first_tensor", "map_structure"]
+__all__ = ["InMemoryData", "LoaderData", "StreamData", "FitData", "make_source", "prepare_fit", "stream_file",
+           "to_tensor", "first_tensor", "map_structure"]
 
 
 def _inputs_to_tensors(X, name: str):
@@ -24,51 +30,110 @@ def _inputs_to_tensors(X, name: str):
     return to_tensor(X, name=name)
 
 
-def make_source(data, *, target_dtype: torch.dtype | None = None, role: str = "train", require_target: bool = True):
-    """Build the data source of one role ("train", "val", "test", "predict")."""
+def _input_names(X):
+    if is_frame(X):
+        return feature_names_of(X)
+    if isinstance(X, dict) and len(X) == 1:
+        return feature_names_of(next(iter(X.values())))
+    if isinstance(X, tuple) and len(X) == 1:
+        return feature_names_of(X[0])
+    return None
+
+
+def split_pair(data, role: str, require_target: bool):
+    """``(X, y)`` of an in-memory pair. Predict takes inputs only: there a tuple is several inputs."""
+    from .. import validation
+
+    if not require_target:
+        return data, None
+    if isinstance(data, tuple) and len(data) == 2:
+        return data
+    raise validation.not_a_pair(data, role)
+
+
+def make_source(data, *, target_dtype: torch.dtype | None = None, role: str = "train", require_target: bool = True,
+                loss_info=None, classes: list | None = None, fit_labels: bool = False, num_workers: int = 0,
+                device: torch.device | None = None):
+    """Build the data source of one role ("train", "val", "evaluation", "predict").
+
+    In-memory targets are checked against the loss (``loss_info``) on the host, then
+    encoded with ``classes`` (or, with ``fit_labels``, with classes found here). The
+    classes used end up in ``source.classes``.
+    """
+    from .. import validation
+
+    if isinstance(data, StreamData):
+        data.target_dtype = data.target_dtype or target_dtype
+        return data
     if isinstance(data, (InMemoryData, LoaderData)):
         return data
     if is_loader_like(data):
-        return LoaderData(data)
-    if isinstance(data, tuple) and len(data) == 2:
-        X, y = data
-    elif require_target:
-        raise DataTypeError(
-            f"{role} data is a {type(data).__name__}; expected an (X, y) pair, a torch Dataset or a "
-            f"DataLoader. For example: trainer.fit((X_train, y_train), val=(X_val, y_val))."
-        )
-    else:
-        X, y = data, None
-    inputs = _inputs_to_tensors(X, "X" if role == "train" else f"X ({role})")
+        return LoaderData(data, num_workers=num_workers, target_dtype=target_dtype,
+                          pin_memory=device is not None and device.type == "cuda")
+    X, y = split_pair(data, role, require_target)
+    x_name = "X" if role == "train" else f"X ({role})"
+    validation.check_input_structure(X, x_name)
+    inputs = _inputs_to_tensors(X, x_name)
     target = None
     if y is not None:
         y_name = "y" if role == "train" else f"y ({role})"
-        target = to_tensor(y, name=y_name)
+        y_np = to_numpy(y, name=y_name)
+        task = label_task(loss_info)
+        if fit_labels and (task is not None or loss_info is None):
+            classes = fit_classes(y_np, task, role)
+        if classes is not None and not is_identity(classes):
+            y_np = encode(y_np, classes, role)
+        else:
+            validation.check_target(y_np, loss_info, y_name)
+        target = to_tensor(y, name=y_name) if isinstance(y, torch.Tensor) and y_np.dtype.kind in "biuf" \
+            else to_tensor(y_np, name=y_name)
         if target_dtype is not None and target.dtype != target_dtype:
             target = _cast_target(target, target_dtype, y_name)
-    source = InMemoryData(inputs, target)
-    n_x = len(first_tensor(inputs))
-    lengths = {k: len(v) for k, v in (inputs.items() if isinstance(inputs, dict) else
-                                     enumerate(inputs) if isinstance(inputs, tuple) else [])}
-    if lengths and len(set(lengths.values())) > 1:
-        raise DataError(f"The inputs of the {role} data have different lengths: {lengths}. Every input needs one row per sample.")
-    if target is not None and len(target) != n_x:
-        raise DataError(
-            f"X and y of the {role} data have different lengths: X has {n_x} rows, y has {len(target)}. "
-            "They must have one row per sample; check the split that produced them."
-        )
+    validation.check_lengths(inputs, target, role)
+    source = InMemoryData(inputs, target, feature_names=_input_names(X))
+    source.classes = classes
     return source
+
+
+@dataclass
+class FitData:
+    train: object
+    val: object | None
+    classes: list | None
+    feature_names: list[str] | None
+
+
+def prepare_fit(train, val, *, loss_info, seed: int, classes: list | None = None, num_workers: int = 0,
+                device: torch.device | None = None) -> FitData:
+    """The training and validation sources of one fit.
+
+    ``val`` is a pair / Dataset / DataLoader, None, or a fraction such as ``0.2`` of the
+    training data, split reproducibly from ``seed`` (stratified for classification).
+    ``classes``: a mapping kept from an earlier fit or load; otherwise it is learnt here.
+    """
+    from .. import validation
+    from ..losses import target_dtype
+    from .split import split_fraction
+
+    dtype = target_dtype(loss_info)
+    common = {"target_dtype": dtype, "loss_info": loss_info, "num_workers": num_workers, "device": device}
+    train_src = make_source(train, role="train", classes=classes, fit_labels=classes is None, **common)
+    classes = getattr(train_src, "classes", classes)
+    if validation.is_fraction_arg(val):
+        validation.check_val_fraction(val)
+        train_src, val_src = split_fraction(train_src, val, seed=seed,
+                                            stratify=label_task(loss_info) is not None or classes is not None,
+                                            classes=classes)
+    else:
+        val_src = None if val is None else make_source(val, role="val", classes=classes, **common)
+    return FitData(train_src, val_src, classes, getattr(train_src, "feature_names", None))
 
 
 def _cast_target(target: torch.Tensor, dtype: torch.dtype, name: str) -> torch.Tensor:
     """Cast targets to what the loss needs, refusing casts that would change values."""
+    from .. import validation
+
     if dtype == torch.long and target.is_floating_point():
-        if not torch.isfinite(target).all() or not torch.equal(target, target.round()):
-            raise DataTypeError(
-                f"{name} holds non-integer floats (e.g. {target.flatten()[:3].tolist()}), but the loss expects "
-                "class indices. Use a regression loss such as 'mse' for continuous targets, or pass integer labels."
-            )
-        return target.long()
-    if dtype == torch.long and target.dtype == torch.bool:
+        validation.check_integral_targets(target, name)
         return target.long()
     return target.to(dtype)

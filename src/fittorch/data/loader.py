@@ -13,10 +13,17 @@ from .convert import map_structure
 
 
 class EpochSampler(Sampler):
-    """Yields the seeded order of one epoch, from a given position (for exact resume)."""
+    """Yields the seeded order of one epoch, from a given position (for exact resume).
 
-    def __init__(self, n: int, order: torch.Tensor | None, start: int = 0):
+    It is reset before each epoch (``set_epoch_order``), so one DataLoader, and with it
+    its persistent worker processes, serves every epoch.
+    """
+
+    def __init__(self, n: int, order: torch.Tensor | None = None, start: int = 0):
         self.n, self.order, self.start = n, order, start
+
+    def set_epoch_order(self, order: torch.Tensor | None, start: int = 0) -> None:
+        self.order, self.start = order, start
 
     def __iter__(self):
         idx = range(self.n) if self.order is None else self.order.tolist()
@@ -56,17 +63,28 @@ def split_batch(batch):
 
 
 class LoaderData:
-    """Wraps a map-style Dataset (batched by fittorch) or a ready DataLoader (used as given)."""
+    """Wraps a map-style Dataset (batched by fittorch), an IterableDataset, or a ready DataLoader.
+
+    A ready DataLoader is used exactly as given (its batch size, sampler, workers). For a
+    Dataset, fittorch builds one DataLoader per (batch size, drop_last) and keeps it for
+    the whole fit: ``num_workers`` worker processes (persistent between epochs), each
+    seeded from ``(seed, epoch)``; ``pin_memory`` when the target device is CUDA.
+    """
 
     kind = "loader"
 
-    def __init__(self, data, *, num_workers: int = 0, pin_memory: bool = False):
+    def __init__(self, data, *, num_workers: int = 0, pin_memory: bool = False,
+                 target_dtype: torch.dtype | None = None):
         self.loader = data if isinstance(data, DataLoader) else None
         self.dataset = data.dataset if isinstance(data, DataLoader) else data
         self.num_workers = num_workers
-        self.pin_memory = pin_memory
+        self.pin_memory = pin_memory if self.loader is None else self.loader.pin_memory
         self.iterable = isinstance(self.dataset, IterableDataset)
+        self.target_dtype = target_dtype
+        self.feature_names = None
         self._worker_seed = 0
+        self._generator = torch.Generator()
+        self._loaders: dict = {}
 
     def __len__(self) -> int:
         return len(self.dataset)
@@ -84,41 +102,62 @@ class LoaderData:
         return n // batch_size if drop_last else math.ceil(n / batch_size)
 
     def epoch_order(self, seed: int, epoch: int, shuffle: bool, *, rank: int = 0, world_size: int = 1):
-        if self.loader is not None or self.iterable:
-            if self.loader is not None and hasattr(self.loader.sampler, "set_epoch"):
+        if self.loader is not None:
+            if hasattr(self.loader.sampler, "set_epoch"):
                 self.loader.sampler.set_epoch(epoch)
             return None
         # Worker processes draw their seeds from this, so a given (seed, epoch) always
         # gives the same worker seeds: augmentations in workers stay reproducible.
         self._worker_seed = int(torch.randint(2**62, (1,), generator=epoch_generator(seed, epoch + 1_000_003)))
+        if self.iterable:
+            return None
         n = len(self.dataset)
         if not shuffle and world_size == 1:
             return None
         order = torch.randperm(n, generator=epoch_generator(seed, epoch)) if shuffle else torch.arange(n)
         return order[rank::world_size] if world_size > 1 else order
 
-    def batches(self, batch_size: int, order, *, start: int = 0, drop_last: bool = False, device=None):
-        if self.loader is not None or self.iterable:
-            loader = self.loader or DataLoader(self.dataset, batch_size=batch_size, drop_last=drop_last,
-                                               num_workers=self.num_workers, pin_memory=self.pin_memory,
-                                               worker_init_fn=_seed_worker)
-            it = iter(loader)
+    def _own_loader(self, batch_size: int, drop_last: bool) -> DataLoader:
+        key = (batch_size, drop_last)
+        if key not in self._loaders:
+            workers = {"num_workers": self.num_workers, "pin_memory": self.pin_memory,
+                       "worker_init_fn": _seed_worker, "generator": self._generator,
+                       "persistent_workers": self.num_workers > 0}
+            if self.iterable:
+                loader = DataLoader(self.dataset, batch_size=batch_size, drop_last=drop_last, **workers)
+            else:
+                sampler = EpochSampler(len(self.dataset))
+                loader = DataLoader(self.dataset, batch_size=batch_size, sampler=sampler, drop_last=drop_last,
+                                    **workers)
+            self._loaders[key] = loader
+        return self._loaders[key]
+
+    def batches(self, batch_size: int, order, *, start: int = 0, drop_last: bool = False, device=None,
+                raw: bool = False):
+        """Yield ``(inputs, target)``; targets are cast to the loss's dtype unless ``raw``."""
+        if self.loader is not None:
+            it = iter(self.loader)
             if start:
                 it = itertools.islice(it, start, None)  # a ready DataLoader can only be skipped through
         else:
-            sampler = EpochSampler(len(self.dataset), order, start * batch_size)
-            loader = DataLoader(
-                self.dataset, batch_size=batch_size, sampler=sampler, drop_last=drop_last,
-                num_workers=self.num_workers, pin_memory=self.pin_memory, worker_init_fn=_seed_worker,
-                generator=torch.Generator().manual_seed(self._worker_seed),
-            )
-            it = iter(loader)
+            loader = self._own_loader(batch_size, drop_last)
+            self._generator.manual_seed(self._worker_seed)
+            if self.iterable:
+                it = iter(loader)
+                if start:
+                    it = itertools.islice(it, start, None)
+            else:
+                loader.sampler.set_epoch_order(order, start * batch_size)
+                it = iter(loader)
         non_blocking = self.pin_memory
+        cast = None if raw else self.target_dtype
         for batch in it:
             inputs, target = split_batch(batch)
             if device is not None:
                 inputs = map_structure(lambda t: t.to(device, non_blocking=non_blocking), inputs)
                 target = None if target is None else target.to(device, non_blocking=non_blocking)
+            if cast is not None and isinstance(target, torch.Tensor) and target.dtype != cast:
+                target = target.to(cast)
             yield inputs, target
 
 

@@ -22,11 +22,20 @@ class InMemoryData:
 
     kind = "memory"
 
-    def __init__(self, inputs, target: torch.Tensor | None):
+    def __init__(self, inputs, target: torch.Tensor | None, *, feature_names: list[str] | None = None):
         # Positional model inputs are always a tuple (model(*inputs)); a dict means model(**inputs).
         self.inputs = inputs if isinstance(inputs, (tuple, dict)) else (inputs,)
         self.target = target
         self.n = len(first_tensor(inputs))
+        self.feature_names = feature_names  # the DataFrame's column names, when X was one
+
+    def take(self, idx: torch.Tensor) -> InMemoryData:
+        """The rows ``idx`` (e.g. one side of a train/validation split), as a new source."""
+        def pick(t):
+            return t.index_select(0, idx.to(t.device))
+
+        target = None if self.target is None else pick(self.target)
+        return InMemoryData(map_structure(pick, self.inputs), target, feature_names=self.feature_names)
 
     def __len__(self) -> int:
         return self.n
@@ -36,7 +45,7 @@ class InMemoryData:
             return t.to(device, non_blocking=True)
 
         target = None if self.target is None else move(self.target)
-        return InMemoryData(map_structure(move, self.inputs), target)
+        return InMemoryData(map_structure(move, self.inputs), target, feature_names=self.feature_names)
 
     def num_batches(self, batch_size: int, drop_last: bool = False) -> int:
         return self.n // batch_size if drop_last else math.ceil(self.n / batch_size)
