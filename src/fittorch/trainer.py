@@ -17,7 +17,7 @@ from . import validation
 from .callbacks.base import Callback, overrides
 from .data import InMemoryData, LoaderData, first_tensor, make_source
 from .device import auto_num_threads, resolve_device
-from .distributed import DistContext
+from . import distributed
 from .errors import ConfigError, DataError, NotFittedError
 from .history import History
 from .losses import resolve_loss, target_dtype
@@ -66,7 +66,8 @@ class Trainer:
                  log_every: int = 10):
         validation.check_model(model)
         validation.check_trainer_args(precision=precision, accumulate_steps=accumulate_steps, nonfinite=nonfinite)
-        self.device = resolve_device(device)
+        self.dist = distributed.setup(resolve_device(device))  # torchrun's env: process group, rank's device
+        self.device = self.dist.device
         if precision == "fp16" and self.device.type != "cuda":
             raise ConfigError(f"precision='fp16' needs CUDA (device is {self.device}). Use 'bf16' on the CPU, or 'fp32'.")
         self.model = model.to(self.device)
@@ -86,7 +87,6 @@ class Trainer:
 
             self.callbacks.append(ProgressBar(log_every=log_every))
         self.state = TrainState()
-        self.dist = DistContext()
         self.epoch_losses: list[torch.Tensor] = []  # this epoch's batch losses, on the device
         self.metric_set = MetricSet({}, OutputKind("regression"))
         self.output_kind: OutputKind | None = None
@@ -109,6 +109,8 @@ class Trainer:
         """
         train_src = make_source(train, target_dtype=target_dtype(self.loss_info), role="train")
         val_src = None if val is None else make_source(val, target_dtype=target_dtype(self.loss_info), role="val")
+        train_src = self.dist.prepare_source(train_src, role="train", seed=self.seed)  # DDP: DistributedSampler
+        val_src = None if val_src is None else self.dist.prepare_source(val_src, role="val", seed=self.seed)
         validation.check_fit_args(epochs=epochs, batch_size=batch_size, n_train=_len(train_src), drop_last=drop_last)
         validation.check_source(train_src, "training")
         if val_src is not None:
@@ -126,7 +128,7 @@ class Trainer:
                 self.state.max_epochs = epochs
             else:
                 if self.state.global_step == 0 and self.state.epoch == 0 and self.state.batch_in_epoch == 0:
-                    seed_everything(self.seed)
+                    seed_everything(self.dist.rank_seed(self.seed))
                 self.state.max_epochs = self.state.epoch + epochs
             try:
                 fit_loop(self, train_src, val_src, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last)
@@ -137,7 +139,8 @@ class Trainer:
     def evaluate(self, data, *, batch_size: int = 1024) -> dict:
         """Loss and metrics over ``data`` (an ``(X, y)`` pair, Dataset or DataLoader)."""
         self._check_fitted("evaluate")
-        src = make_source(data, target_dtype=target_dtype(self.loss_info), role="evaluation")
+        src = self.dist.prepare_source(make_source(data, target_dtype=target_dtype(self.loss_info), role="evaluation"),
+                                       role="evaluation", seed=self.seed)
         validation.check_source(src, "evaluation")
         self._check_features(src, "evaluate")
         if self.output_kind is not None:
@@ -158,19 +161,26 @@ class Trainer:
             src = src.to(self.device)
         was_training = self.model.training
         self.model.eval()
+        parts = self.dist.eval_parts(self.parts)  # the bare module: no DDP collective in predict
         outputs = []
         try:
             with self._threads():
                 for inputs, _ in src.batches(batch_size, None, **self.batch_kwargs(src)):
                     with self.parts.autocast():
-                        outputs.append(forward(self.parts, inputs).float())
+                        outputs.append(forward(parts, inputs).float())
         finally:
             self.model.train(was_training)
         return torch.cat(outputs).cpu()
 
     def save(self, path: str | os.PathLike, *, metadata: dict | None = None):
-        """Save the weights (safetensors) and a JSON description next to them."""
-        from .serialization import save_model
+        """Save the weights (safetensors) and a JSON description next to them.
+
+        Under DDP only rank 0 writes (every rank holds the same weights).
+        """
+        from .serialization import _paths, save_model
+
+        if not self.dist.is_main:
+            return _paths(path)[0]
 
         meta = {"loss": getattr(self.loss_info, "name", None), "n_features_in": self.n_features_in,
                 "output_kind": vars(self.output_kind) if self.output_kind else None}
@@ -213,7 +223,8 @@ class Trainer:
         batch = validation.sample_batch(train_src)
         if batch is not None:
             self.parts.kwargs_input = isinstance(batch[0], dict)
-            self.output_kind = validation.dry_forward(self.parts, batch, self.loss_info, self.device)
+            self.output_kind = validation.dry_forward(self.dist.eval_parts(self.parts), batch, self.loss_info,
+                                                      self.device)
             self.n_features_in = _n_features(batch[0])
         else:
             self.output_kind = validation._guess_kind(torch.zeros(1, 2), None, self.loss_info)
@@ -223,6 +234,7 @@ class Trainer:
             self._check_features(val_src, "fit (val)")
         self.metric_set = MetricSet.build(self._metric_names(self.output_kind), self.output_kind, self.device)
         self.parts.after_backward = tuple(cb for cb in self.callbacks if overrides(cb, "on_after_backward"))
+        self.dist.wrap_model(self.parts)  # DDP (once) when world_size > 1; self.model stays the user's module
 
     def _metric_names(self, kind: OutputKind):
         if self.metric_specs == "auto":
