@@ -127,6 +127,22 @@ class DistContext:
         dist.broadcast_object_list(box, src=src)
         return box[0]
 
+    def record_error(self, exc: BaseException) -> None:
+        """Under torchrun, write ``exc`` to the launcher's error file, so its failure summary
+        shows this rank's error as the root cause (instead of "To enable traceback see ...").
+        Errors that only report a peer's failure (a closed connection) are not recorded, so
+        the rank that really failed is named. Call it inside the ``except`` block."""
+        if not self.enabled or not os.environ.get("TORCHELASTIC_ERROR_FILE") or not isinstance(exc, Exception):
+            return
+        if _is_peer_failure(exc):
+            return
+        try:
+            from torch.distributed.elastic.multiprocessing.errors import ErrorHandler
+
+            ErrorHandler().record_exception(exc)
+        except Exception:  # noqa: BLE001 - reporting must never hide the real error
+            pass
+
     # -- model ------------------------------------------------------------------------
     def wrap_model(self, parts) -> None:
         """Wrap ``parts.model`` in DistributedDataParallel (once) and set ``parts.no_sync``.
@@ -202,6 +218,15 @@ class DistContext:
 
     def _comm_device(self) -> torch.device:
         return self.device if self.device.type == "cuda" else torch.device("cpu")
+
+
+def _is_peer_failure(exc: BaseException) -> bool:
+    import torch.distributed as dist
+
+    text = str(exc)
+    backend_error = getattr(dist, "DistBackendError", ())
+    return (isinstance(exc, backend_error) if backend_error else False) or any(
+        s in text for s in ("Connection closed by peer", "Connection reset by peer", "NCCL communicator was aborted"))
 
 
 def shard_order(order: torch.Tensor, rank: int, world_size: int) -> torch.Tensor:

@@ -132,6 +132,9 @@ class Trainer:
                 self.state.max_epochs = self.state.epoch + epochs
             try:
                 fit_loop(self, train_src, val_src, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last)
+            except Exception as exc:
+                self.dist.record_error(exc)  # under torchrun: the job summary names this rank's error
+                raise
             finally:
                 self.model.train(was_training)
         return self.history
