@@ -126,20 +126,26 @@ ft.Trainer(make_model(), progress=False, callbacks=[Crash()]).fit((X, y), epochs
 CHECKPOINT = COMMON + """
 import json, sys
 import fittorch as ft
+from fittorch.callbacks import Callback
+
+class StopRank1(Callback):  # rank 1 alone asks to stop in epoch 2; the ranks agree at batch 3
+    n = 0
+    def on_train_batch_end(self, trainer, loss):
+        self.n += 1
+        if trainer.dist.rank == 1 and self.n == 9:
+            trainer.state.should_stop = True
 
 torch.set_num_threads(1)
 out, mode = sys.argv[1], sys.argv[2]
 X, y, Xv, yv = make_data()
-t = ft.Trainer(make_model(dropout=0.2), optimizer="adam", lr=0.01, progress=False, checkpoint_dir=out + "/ckpt")
-if mode == "full":
-    t.fit((X, y), val=(Xv, yv), epochs=4, batch_size=16)
-elif mode == "first":
-    t.fit((X, y), val=(Xv, yv), epochs=2, batch_size=16)
-else:
-    t.fit((X, y), val=(Xv, yv), epochs=4, batch_size=16, resume="last")
+t = ft.Trainer(make_model(dropout=0.2), optimizer="adam", lr=0.01, progress=False, accumulate_steps=2,
+               checkpoint_dir=out + "/ckpt", callbacks=[StopRank1()] if mode == "first" else [])
+t.dist.stop_check_every = 3
+t.fit((X, y), val=(Xv, yv), epochs=4, batch_size=16, resume="last" if mode == "resume" else None)
 if t.dist.is_main:
     with open(f"{out}/{mode}.json", "w") as f:
         json.dump({"weights": {k: v.tolist() for k, v in t.model.state_dict().items()},
+                   "position": [t.state.epoch, t.state.batch_in_epoch, t.state.global_step],
                    "history": [{k: v for k, v in r.items() if k != "seconds"} for r in t.history.rows]}, f)
 """
 
@@ -335,6 +341,9 @@ def test_ddp_checkpoint_resume_is_bit_identical(tmp_path):
         assert res.returncode == 0, f"{mode}: {res.stderr[-4000:]}"
     a = json.loads((full / "full.json").read_text())
     b = json.loads((part / "resume.json").read_text())
+    # Stopped mid-epoch 2, after batch 3 of 7: inside an accumulation window (k=2), with dropout
+    # (each rank's own RNG stream) and Adam, so every part of each rank's state must come back.
+    assert json.loads((part / "first.json").read_text())["position"] == [1, 3, 5]
     assert a["history"] == b["history"]
     assert a["weights"] == b["weights"]  # bit-identical, not just close
     # The DDP checkpoint's weights load in one process for inference ...

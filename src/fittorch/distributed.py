@@ -42,6 +42,7 @@ class DistContext:
     world_size: int = 1
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     stop_check_every: int = STOP_CHECK_EVERY
+    _agreed_stop: tuple | None = field(default=None, repr=False, compare=False)
 
     @property
     def is_main(self) -> bool:
@@ -93,13 +94,21 @@ class DistContext:
     def check_stop(self, state, batches_done: int) -> bool:
         """Mid-epoch stop check. One process: ``state.should_stop``. Under DDP the ranks
         agree every ``stop_check_every`` batches (all ranks run the same number of
-        batches, so they reach each check together) and stop at the same batch."""
+        batches, so they reach each check together) and stop at the same batch.
+
+        The agreed answer is kept for the batch, so a callback that must act on a stop
+        (a checkpoint saved before the loop leaves) can call this too: it and the loop
+        get the same answer on every rank, even if a signal lands in between."""
         if not self.enabled:
             return state.should_stop
         if batches_done % self.stop_check_every:
             return False
-        state.should_stop = self.any_true(state.should_stop)
-        return state.should_stop
+        key = (state.epoch, batches_done, state.global_step)
+        if self._agreed_stop is None or self._agreed_stop[0] != key:
+            self._agreed_stop = (key, self.any_true(state.should_stop))
+        if self._agreed_stop[1]:
+            state.should_stop = True
+        return self._agreed_stop[1]
 
     def barrier(self) -> None:
         if self.enabled:
@@ -116,6 +125,24 @@ class DistContext:
         out = [None] * self.world_size
         dist.all_gather_object(out, obj)
         return out
+
+    def gather_rank_states(self, local: dict) -> list | None:
+        """Every rank's ``local`` state (tensors moved to the CPU), in rank order, on every
+        rank; None in one process. For checkpoints: what differs between ranks (RNG states,
+        the epoch's batch losses, an unfinished accumulation window's gradients) is saved
+        for each rank, and on resume each rank takes ``states[trainer.dist.rank]``."""
+        if not self.enabled:
+            return None
+        def to_cpu(x):
+            if isinstance(x, torch.Tensor):
+                return x.detach().cpu()
+            if isinstance(x, dict):
+                return {k: to_cpu(v) for k, v in x.items()}
+            if isinstance(x, (list, tuple)):
+                return type(x)(to_cpu(v) for v in x)
+            return x
+
+        return self.all_gather_object({k: to_cpu(v) for k, v in local.items()})
 
     def broadcast_object(self, obj, src: int = 0):
         """Rank ``src``'s ``obj`` on every rank (e.g. a checkpoint path chosen by rank 0)."""
