@@ -135,18 +135,25 @@ class StopRank1(Callback):  # rank 1 alone asks to stop in epoch 2; the ranks ag
         if trainer.dist.rank == 1 and self.n == 9:
             trainer.state.should_stop = True
 
+def run(out, mode):
+    t = ft.Trainer(make_model(dropout=0.2), optimizer="adam", lr=0.01, progress=False, accumulate_steps=2,
+                   checkpoint_dir=f"{out}/{'full' if mode == 'full' else 'first'}", callbacks=[StopRank1()] if mode == "first" else [])
+    t.dist.stop_check_every = 3
+    t.fit((X, y), val=(Xv, yv), epochs=4, batch_size=16, resume="last" if mode == "resume" else None)
+    if t.dist.is_main:
+        with open(f"{out}/{mode}.json", "w") as f:
+            json.dump({"weights": {k: v.tolist() for k, v in t.model.state_dict().items()},
+                       "position": [t.state.epoch, t.state.batch_in_epoch, t.state.global_step],
+                       "history": [{k: v for k, v in r.items() if k != "seconds"} for r in t.history.rows]}, f)
+
 torch.set_num_threads(1)
-out, mode = sys.argv[1], sys.argv[2]
+out = sys.argv[1]
 X, y, Xv, yv = make_data()
-t = ft.Trainer(make_model(dropout=0.2), optimizer="adam", lr=0.01, progress=False, accumulate_steps=2,
-               checkpoint_dir=out + "/ckpt", callbacks=[StopRank1()] if mode == "first" else [])
-t.dist.stop_check_every = 3
-t.fit((X, y), val=(Xv, yv), epochs=4, batch_size=16, resume="last" if mode == "resume" else None)
-if t.dist.is_main:
-    with open(f"{out}/{mode}.json", "w") as f:
-        json.dump({"weights": {k: v.tolist() for k, v in t.model.state_dict().items()},
-                   "position": [t.state.epoch, t.state.batch_in_epoch, t.state.global_step],
-                   "history": [{k: v for k, v in r.items() if k != "seconds"} for r in t.history.rows]}, f)
+if sys.argv[2] == "resume":
+    run(out, "resume")
+else:  # the uninterrupted run, then the run that stops mid-epoch (two trainers, one launch)
+    run(out, "full")
+    run(out, "first")
 """
 
 
@@ -334,27 +341,25 @@ def test_rank_crash_ends_the_job_with_a_clear_error(tmp_path):
                     reason="needs the checkpoint module (Trainer(checkpoint_dir=...)), not merged yet")
 def test_ddp_checkpoint_resume_is_bit_identical(tmp_path):
     script = _write(tmp_path, "ckpt.py", CHECKPOINT)
-    full, part = tmp_path / "full", tmp_path / "part"
-    full.mkdir(), part.mkdir()
-    for out, mode in [(full, "full"), (part, "first"), (part, "resume")]:
-        res = torchrun(script, out, mode)
+    for mode in ("full+first", "resume"):
+        res = torchrun(script, tmp_path, mode)
         assert res.returncode == 0, f"{mode}: {res.stderr[-4000:]}"
-    a = json.loads((full / "full.json").read_text())
-    b = json.loads((part / "resume.json").read_text())
+    a = json.loads((tmp_path / "full.json").read_text())
+    b = json.loads((tmp_path / "resume.json").read_text())
     # Stopped mid-epoch 2, after batch 3 of 7: inside an accumulation window (k=2), with dropout
     # (each rank's own RNG stream) and Adam, so every part of each rank's state must come back.
-    assert json.loads((part / "first.json").read_text())["position"] == [1, 3, 5]
+    assert json.loads((tmp_path / "first.json").read_text())["position"] == [1, 3, 5]
     assert a["history"] == b["history"]
     assert a["weights"] == b["weights"]  # bit-identical, not just close
     # The DDP checkpoint's weights load in one process for inference ...
     ns = _common()
-    files = sorted((part / "ckpt").rglob("model.safetensors"), key=lambda p: p.stat().st_mtime)
+    files = sorted((tmp_path / "first").rglob("model.safetensors"), key=lambda p: p.stat().st_mtime)
     assert files, "no model.safetensors in the checkpoint directory"
     model = ft.load(files[-1], model=ns["make_model"](dropout=0.2))
     assert {k: v.tolist() for k, v in model.state_dict().items()} == b["weights"]
     # ... and a resume with another world size is refused clearly.
     X, y, _, _ = ns["make_data"]()
-    t = ft.Trainer(ns["make_model"](dropout=0.2), optimizer="adam", progress=False, checkpoint_dir=part / "ckpt")
+    t = ft.Trainer(ns["make_model"](dropout=0.2), optimizer="adam", progress=False, checkpoint_dir=tmp_path / "first")
     with pytest.raises(CheckpointError, match=r"world.size"):
         t.fit((X, y), epochs=6, batch_size=16, resume="last")
 
