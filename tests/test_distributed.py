@@ -459,3 +459,38 @@ def test_launch_runs_fittorch_under_torchrun(monkeypatch, capfd):
     assert launch(["--nproc", "2", "--version"], 2) == 0
     out = capfd.readouterr().out
     assert out.count(f"fittorch {ft.__version__}") == 2  # one line per process
+
+
+def _cli_has_nproc() -> bool:
+    try:
+        from fittorch.cli import build_parser
+
+        parser = build_parser()
+        parser.parse_args(["fit", "x.yaml", "--nproc", "2"])
+        return True
+    except SystemExit:
+        return False
+
+
+@pytest.mark.skipif(not _cli_has_nproc(), reason="`fittorch fit --nproc N` is not wired into the CLI yet")
+def test_cli_fit_nproc_makes_one_run_directory(tmp_path, cli_env, fittorch_cmd):
+    """``fittorch fit CONFIG --nproc 2``: two processes, one run directory, written by rank 0."""
+    config = tmp_path / "bc.yaml"
+    config.write_text(textwrap.dedent("""
+        name: bc
+        seed: 0
+        data: {source: "sklearn:breast_cancer", val_split: 0.15, test_split: 0.2}
+        model: {type: mlp, hidden: [16]}
+        optimizer: {name: adam, lr: 0.001}
+        train: {epochs: 2, batch_size: 32}
+        metrics: [accuracy]
+    """))
+    for key in ("RANK", "LOCAL_RANK", "WORLD_SIZE"):
+        cli_env.pop(key, None)
+    proc = subprocess.run([*fittorch_cmd, "fit", str(config), "--nproc", "2", "--out", str(tmp_path / "runs"),
+                           "--quiet"], env=cli_env, capture_output=True, text=True, timeout=TIMEOUT,
+                          start_new_session=True)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    runs = [p for p in (tmp_path / "runs").iterdir() if p.is_dir()]
+    assert [p.name for p in runs] == ["bc"], runs  # not bc and bc-2: the ranks agree on one directory
+    assert (runs[0] / "model.safetensors").exists()
