@@ -86,7 +86,17 @@ X2, y2 = torch.cat([X, X[:1]]), torch.cat([y, y[:1]])
 loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(X2, y2), batch_size=16, shuffle=True)
 run("loader", loader, 16)
 
-# 5. A stop raised on one rank only (epoch end, then mid-epoch) is agreed by all.
+# 5. BatchNorm buffers: evaluation uses rank 0's statistics on every rank, and never hangs on
+#    uneven validation shards (DDP's forward would broadcast buffers: a collective).
+torch.manual_seed(0)
+bn = nn.Sequential(nn.Linear(8, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Linear(16, 3))
+t = ft.Trainer(bn, optimizer="sgd", lr=0.1, progress=False)
+t.fit((X, y), val=(Xv, yv), epochs=2, batch_size=16)
+results["batchnorm"] = {"history": [{k: v for k, v in r.items() if k != "seconds"} for r in t.history.rows],
+                        "evaluate_one": t.evaluate((Xv[:1], yv[:1])),
+                        "running_mean": bn[1].running_mean.tolist()}
+
+# 6. A stop raised on one rank only (epoch end, then mid-epoch) is agreed by all.
 class StopOnRank(Callback):
     def __init__(self, rank, epoch=None, batch=None):
         self.rank, self.epoch, self.batch, self.n = rank, epoch, batch, 0
@@ -299,6 +309,12 @@ def test_ddp_weights_load_for_single_process_predict(ddp_run):
     model = ft.load(tmp / "model", model=ns["make_model"]())
     assert torch.equal(model(Xv).detach(), torch.tensor(ranks[0]["predict_rank0_only"]))
     assert ranks[1]["predict_rank0_only"] is None
+
+
+def test_batchnorm_buffers_agree_and_evaluation_does_not_hang(ddp_run):
+    _, ranks = ddp_run
+    assert ranks[0]["batchnorm"] == ranks[1]["batchnorm"]
+    assert len(ranks[0]["batchnorm"]["history"]) == 2
 
 
 def test_dataloader_is_sharded_without_hang(ddp_run):
