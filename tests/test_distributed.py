@@ -77,6 +77,9 @@ results["evaluate"] = t.evaluate((Xv, yv))
 results["evaluate_one"] = t.evaluate((Xv[:1], yv[:1]))  # rank 1's shard is empty
 results["predict_rank0_only"] = t.predict(Xv).tolist() if t.dist.is_main else None  # no collective: no hang
 t.save(out + "/model")  # rank 0 writes, rank 1 returns
+t.save(f"{out}/saved_by_rank{t.dist.rank}")  # only saved_by_rank0 may exist
+print("progress-check", flush=True)
+ft.Trainer(make_model(), progress=True, log_every=1).fit((X, y), epochs=2, batch_size=16)  # rank 0 prints
 # 2. Gradient accumulation under DDP (no_sync on the first micro-step of each window).
 run("accumulate", (X, y), 8, accumulate_steps=2)
 # 3. A map-style Dataset: fittorch batches it and shards the same seeded permutation.
@@ -230,6 +233,7 @@ def ddp_run(tmp_path_factory):
     res = torchrun(_write(tmp, "worker.py", WORKER), tmp)
     assert res.returncode == 0, f"torchrun failed ({res.returncode}):\n{res.stderr[-4000:]}"
     ranks = [json.loads((tmp / f"rank{r}.json").read_text()) for r in (0, 1)]
+    ranks[0]["stdout"] = res.stdout
     return tmp, ranks
 
 
@@ -317,6 +321,15 @@ def test_batchnorm_buffers_agree_and_evaluation_does_not_hang(ddp_run):
     assert len(ranks[0]["batchnorm"]["history"]) == 2
 
 
+def test_only_rank_0_writes_and_shows_progress(ddp_run):
+    tmp, ranks = ddp_run
+    assert (tmp / "saved_by_rank0" / "model.safetensors").exists()
+    assert not (tmp / "saved_by_rank1").exists()
+    out = ranks[0]["stdout"]
+    assert out.count("progress-check") == 2  # both ranks ran the progress fit ...
+    assert out.count("Epoch 2/2") == 1  # ... and only rank 0 printed its log lines
+
+
 def test_dataloader_is_sharded_without_hang(ddp_run):
     _, ranks = ddp_run
     assert ranks[0]["loader"]["weights"] == ranks[1]["loader"]["weights"]
@@ -330,6 +343,7 @@ def test_stop_on_one_rank_is_agreed(ddp_run):
         assert r["stop_batch"] == [0, 4, "stopped"]  # raised after batch 3 on rank 0, agreed at batch 4
 
 
+@pytest.mark.slow
 def test_rank_crash_ends_the_job_with_a_clear_error(tmp_path):
     started = time.monotonic()
     res = torchrun(_write(tmp_path, "crash.py", CRASH), timeout=90)
@@ -353,6 +367,7 @@ def test_rank_crash_ends_the_job_with_a_clear_error(tmp_path):
         time.sleep(0.2)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif("checkpoint_dir" not in inspect.signature(ft.Trainer).parameters,
                     reason="needs the checkpoint module (Trainer(checkpoint_dir=...)), not merged yet")
 def test_ddp_checkpoint_resume_is_bit_identical(tmp_path):
@@ -488,6 +503,7 @@ def _cli_has_nproc() -> bool:
         return False
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not _cli_has_nproc(), reason="`fittorch fit --nproc N` is not wired into the CLI yet")
 def test_cli_fit_nproc_makes_one_run_directory(tmp_path, cli_env, fittorch_cmd):
     """``fittorch fit CONFIG --nproc 2``: two processes, one run directory, written by rank 0."""
