@@ -185,19 +185,20 @@ class DistContext:
         parts.model = DDP(parts.model, device_ids=ids, output_device=ids[0] if ids else None)
         parts.no_sync = parts.model.no_sync
 
-    def eval_parts(self, parts):
+    def eval_parts(self, parts, *, sync_buffers: bool = True):
         """The step parts to evaluate or predict with: the bare module, never DDP.
 
         DDP's forward may broadcast buffers, a collective that would hang when ranks run
         different numbers of evaluation batches (or only rank 0 predicts). Buffers
         (BatchNorm statistics) are instead broadcast from rank 0 here, once, so every
-        rank evaluates the same model.
+        rank evaluates the same model. ``sync_buffers=False`` (predict) runs no collective:
+        each rank uses its own buffers, equal to rank 0's after any validation pass.
         """
         if parts.no_sync is None:
             return parts
         module = parts.model.module
         buffers = [b for b in module.buffers()]
-        if buffers:
+        if buffers and sync_buffers:
             import torch.distributed as dist
 
             for b in buffers:

@@ -164,7 +164,7 @@ class Trainer:
             src = src.to(self.device)
         was_training = self.model.training
         self.model.eval()
-        parts = self.dist.eval_parts(self.parts)  # the bare module: no DDP collective in predict
+        parts = self.dist.eval_parts(self.parts, sync_buffers=False)  # no collective: one rank alone may predict
         outputs = []
         try:
             with self._threads():
