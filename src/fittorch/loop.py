@@ -37,13 +37,14 @@ def fit_loop(trainer, train, val, *, batch_size: int, shuffle: bool, drop_last: 
                     cb.on_validation_end(trainer, metrics)
                 row.update(scalars(metrics))  # a confusion matrix stays out of the row
             row["lr"] = trainer.optimizer.param_groups[0]["lr"]
-            row["seconds"] = time.perf_counter() - started
+            row["seconds"] = trainer.dist.max_value(time.perf_counter() - started)  # DDP: same on every rank
             state.epoch += 1
             state.batch_in_epoch = 0
             trainer.epoch_losses = []
             state.history.append(row)
             for cb in callbacks:
                 cb.on_epoch_end(trainer, row)
+            state.should_stop = trainer.dist.any_true(state.should_stop)  # DDP: all ranks stop together
         state.status = "stopped" if state.should_stop else "finished"
     except KeyboardInterrupt:
         state.status = "interrupted"
@@ -80,7 +81,7 @@ def train_epoch(trainer, train, *, batch_size: int, shuffle: bool, drop_last: bo
         state.global_step += last
         for cb in batch_end:
             cb.on_train_batch_end(trainer, loss)
-        if state.should_stop:
+        if trainer.dist.check_stop(state, i + 1):  # DDP: agreed across ranks every few dozen batches
             return None
     if not losses:
         raise TrainingError(
@@ -91,9 +92,10 @@ def train_epoch(trainer, train, *, batch_size: int, shuffle: bool, drop_last: bo
     epoch_losses = torch.stack(losses)
     if trainer.nonfinite == "skip":  # skipped steps don't count towards the epoch's loss
         epoch_losses = epoch_losses[torch.isfinite(epoch_losses)]
-    mean = float(epoch_losses.float().mean())
+    mean = trainer.dist.mean_of(epoch_losses)  # DDP: over every rank's batches, so histories match
     if trainer.nonfinite == "stop" and not torch.isfinite(torch.tensor(mean)):
-        bad = int((~torch.isfinite(epoch_losses)).nonzero()[0])
+        bad_rows = (~torch.isfinite(epoch_losses)).nonzero()
+        bad = int(bad_rows[0]) if len(bad_rows) else 0  # DDP: the bad batch may be on another rank
         step = state.global_step - len(losses) + bad + 1
         raise TrainingError(
             f"The training loss became non-finite ({epoch_losses[bad].item()}) at epoch {state.epoch + 1}, "
@@ -129,13 +131,14 @@ def _window_scales(n, batch_size, drop_last, k, n_batches):
 @torch.no_grad()
 def evaluate_source(trainer, source, *, batch_size: int, prefix: str = "") -> dict:
     """Loss and metrics over a whole dataset, in eval mode with no autograd graph."""
-    parts, metrics = trainer.parts, trainer.metric_set
+    parts, metrics = trainer.dist.eval_parts(trainer.parts), trainer.metric_set  # DDP: the bare module
     was_training = parts.model.training
     parts.model.eval()  # dropout off, batchnorm uses its running statistics
     metrics.reset()
     total, count = None, 0
     try:
-        for inputs, target in source.batches(batch_size, None, **trainer.batch_kwargs(source)):
+        order = trainer.dist.eval_order(source)  # DDP: this rank's disjoint share; metrics sync in compute()
+        for inputs, target in source.batches(batch_size, order, **trainer.batch_kwargs(source)):
             output, loss = eval_step(parts, inputs, target)
             if loss is not None:
                 n = len(target)
@@ -145,8 +148,9 @@ def evaluate_source(trainer, source, *, batch_size: int, prefix: str = "") -> di
     finally:
         parts.model.train(was_training)
     result = {}
-    if total is not None:
+    if total is not None or trainer.dist.enabled:  # DDP: every rank joins, also one with no batch
         total, count = trainer.dist.reduce_sum(total, count)
+    if count:
         result[f"{prefix}loss"] = float(total) / count
     result.update({f"{prefix}{k}": v for k, v in metrics.compute().items()} if metrics and count else {})
     return result

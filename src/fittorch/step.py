@@ -39,22 +39,23 @@ def train_step(parts: StepParts, trainer, inputs, target, *, first: bool = True,
     steps, and ``scale`` (micro-batch size / window size) makes the summed gradients
     equal those of one big batch.
     """
-    # 1. Forward pass and loss (under autocast when mixed precision is on).
-    with parts.autocast():
-        output = forward(parts, inputs)
-        loss = parts.loss_fn(output, target)
-
-    # 2. Clear the old gradients: backward() adds into .grad, it does not overwrite.
-    #    set_to_none frees them instead of writing zeros, which is faster.
-    if first:
-        parts.optimizer.zero_grad(set_to_none=True)
-
-    # 3. Backward: autograd fills p.grad for every parameter. Under DDP, micro-steps
-    #    that don't step skip the gradient all-reduce.
-    scaled = loss * scale if scale != 1.0 else loss
-    if parts.scaler is not None:
-        scaled = parts.scaler.scale(scaled)
+    # Under DDP, micro-steps that don't step skip the gradient all-reduce. no_sync must
+    # cover the forward as well as the backward, or DDP still syncs.
     with (parts.no_sync() if (parts.no_sync is not None and not last) else contextlib.nullcontext()):
+        # 1. Forward pass and loss (under autocast when mixed precision is on).
+        with parts.autocast():
+            output = forward(parts, inputs)
+            loss = parts.loss_fn(output, target)
+
+        # 2. Clear the old gradients: backward() adds into .grad, it does not overwrite.
+        #    set_to_none frees them instead of writing zeros, which is faster.
+        if first:
+            parts.optimizer.zero_grad(set_to_none=True)
+
+        # 3. Backward: autograd fills p.grad for every parameter.
+        scaled = loss * scale if scale != 1.0 else loss
+        if parts.scaler is not None:
+            scaled = parts.scaler.scale(scaled)
         scaled.backward()
 
     # 4. Update the weights once per window.

@@ -15,10 +15,10 @@ from torch import nn
 
 from . import validation
 from .callbacks.base import Callback, overrides
-from .data import InMemoryData, LoaderData, first_tensor, make_source, prepare_fit
+from .data import InMemoryData, first_tensor, make_source, prepare_fit
 from .device import auto_num_threads, resolve_device
-from .distributed import DistContext
-from .errors import ConfigError, DataError, NotFittedError
+from . import distributed
+from .errors import ConfigError, NotFittedError
 from .history import History
 from .losses import resolve_loss, target_dtype
 from .loop import evaluate_source, fit_loop
@@ -77,7 +77,8 @@ class Trainer:
                  checkpoint_every_steps: int = 0, keep_last: int = 2, monitor: str | None = None):
         validation.check_model(model)
         validation.check_trainer_args(precision=precision, accumulate_steps=accumulate_steps, nonfinite=nonfinite)
-        self.device = resolve_device(device)
+        self.dist = distributed.setup(resolve_device(device))  # torchrun's env: process group, rank's device
+        self.device = self.dist.device
         if precision == "fp16" and self.device.type != "cuda":
             raise ConfigError(f"precision='fp16' needs CUDA (device is {self.device}). Use 'bf16' on the CPU, or 'fp32'.")
         self.model = model.to(self.device)
@@ -101,7 +102,6 @@ class Trainer:
 
             self.callbacks.append(ProgressBar(log_every=log_every))
         self.state = TrainState()
-        self.dist = DistContext()
         self.epoch_losses: list[torch.Tensor] = []  # this epoch's batch losses, on the device
         self.metric_set = MetricSet({}, OutputKind("regression"))
         self.output_kind: OutputKind | None = None
@@ -139,6 +139,8 @@ class Trainer:
         if self.state.status != "created" and self.feature_names is not None:
             validation.check_features(train_src, None, self.feature_names, "fit")
         self.classes, self.feature_names = fd.classes, fd.feature_names or self.feature_names
+        train_src = self.dist.prepare_source(train_src, role="train", seed=self.seed)  # DDP: shard / DistributedSampler
+        val_src = None if val_src is None else self.dist.prepare_source(val_src, role="val", seed=self.seed)
         validation.check_fit_args(epochs=epochs, batch_size=batch_size, n_train=_len(train_src), drop_last=drop_last)
         validation.check_source(train_src, "training")
         if val_src is not None:
@@ -160,11 +162,14 @@ class Trainer:
             else:
                 if fresh:
                     self._check_checkpoint_dir_unused()
-                    seed_everything(self.seed)
+                    seed_everything(self.dist.rank_seed(self.seed))
                 self.state.max_epochs = self.state.epoch + epochs
             try:
                 with StopOnSignal(self, enabled=self.checkpoint_dir is not None):
                     fit_loop(self, train_src, val_src, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last)
+            except Exception as exc:
+                self.dist.record_error(exc)  # under torchrun: the job summary names this rank's error
+                raise
             finally:
                 self.model.train(was_training)
         return self.history
@@ -174,6 +179,7 @@ class Trainer:
         self._check_fitted("evaluate")
         src = make_source(data, target_dtype=target_dtype(self.loss_info), role="evaluation",
                           loss_info=self.loss_info, classes=self.classes, device=self.device)
+        src = self.dist.prepare_source(src, role="evaluation", seed=self.seed)
         validation.check_source(src, "evaluation")
         self._check_features(src, "evaluate")
         if self.output_kind is not None:
@@ -201,12 +207,13 @@ class Trainer:
             src = src.to(self.device)
         was_training = self.model.training
         self.model.eval()
+        parts = self.dist.eval_parts(self.parts, sync_buffers=False)  # no collective: one rank alone may predict
         outputs = []
         try:
             with self._threads():
                 for inputs, _ in src.batches(batch_size, None, **self.batch_kwargs(src)):
                     with self.parts.autocast():
-                        outputs.append(forward(self.parts, inputs).float())
+                        outputs.append(forward(parts, inputs).float())
         finally:
             self.model.train(was_training)
         output = torch.cat(outputs).cpu()
@@ -217,8 +224,14 @@ class Trainer:
         return output
 
     def save(self, path: str | os.PathLike, *, metadata: dict | None = None):
-        """Save the weights (safetensors) and a JSON description next to them."""
-        from .serialization import save_model
+        """Save the weights (safetensors) and a JSON description next to them.
+
+        Under DDP only rank 0 writes (every rank holds the same weights).
+        """
+        from .serialization import _paths, save_model
+
+        if not self.dist.is_main:
+            return _paths(path)[0]
 
         meta = {"loss": getattr(self.loss_info, "name", None), "n_features_in": self.n_features_in,
                 "output_kind": vars(self.output_kind) if self.output_kind else None,
@@ -314,7 +327,8 @@ class Trainer:
         batch = validation.sample_batch(train_src)
         if batch is not None:
             self.parts.kwargs_input = isinstance(batch[0], dict)
-            self.output_kind = validation.dry_forward(self.parts, batch, self.loss_info, self.device)
+            self.output_kind = validation.dry_forward(self.dist.eval_parts(self.parts), batch, self.loss_info,
+                                                      self.device)
             self.n_features_in = _n_features(batch[0])
         else:
             self.output_kind = validation._guess_kind(torch.zeros(1, 2), None, self.loss_info)
@@ -325,6 +339,7 @@ class Trainer:
         self.metric_set = MetricSet.build(self._metric_names(self.output_kind), self.output_kind, self.device)
         self.callbacks.sort(key=lambda cb: getattr(cb, "order", 0))  # stable: equal orders keep the user's order
         self.parts.after_backward = tuple(cb for cb in self.callbacks if overrides(cb, "on_after_backward"))
+        self.dist.wrap_model(self.parts)  # DDP (once) when world_size > 1; self.model stays the user's module
 
     def _metric_names(self, kind: OutputKind):
         if self.metric_specs == "auto":

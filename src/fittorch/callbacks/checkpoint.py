@@ -63,7 +63,7 @@ class ModelCheckpoint(Callback):
         state = trainer.state
         periodic = (self.every_steps and state.global_step != self._step_saved
                     and state.global_step % self.every_steps == 0)
-        if periodic or state.should_stop:  # the loop leaves right after a mid-epoch stop: save it first
+        if periodic or trainer.dist.check_stop(state, state.batch_in_epoch):  # the loop leaves right after a mid-epoch stop: save it first
             self._step_saved = state.global_step
             self.save(trainer)
 

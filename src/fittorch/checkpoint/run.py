@@ -26,6 +26,8 @@ class NonFiniteWeights(CheckpointError):
 
 
 
+# Parts of the run state that differ between DDP ranks (saved for each rank).
+RANK_LOCAL = ("rng", "epoch_losses", "grads")
 # Settings whose change makes a resume wrong: refused, naming the difference.
 REFUSE = ("batch_size", "world_size", "accumulate_steps", "optimizer")
 # Settings whose change can only change bits: a warning.
@@ -102,6 +104,8 @@ def load_run_state(trainer, state: dict, *, source: str = "state") -> None:
     from ..seeding import set_rng_state
     from ..serialization import load_into, unwrap
 
+    if state.get("ranks"):  # a DDP checkpoint: this rank's own RNG states, batch losses, gradients
+        state = dict(state, **state["ranks"][trainer.dist.rank])
     if state.get("model") is not None:
         load_into(unwrap(trainer.model), state["model"], source=source)
     try:
@@ -173,6 +177,9 @@ def save_checkpoint(trainer, directory: str | os.PathLike, *, monitor: dict | No
     checkpoint's path (None on other ranks). Non-finite weights are never saved.
     """
     path = None
+    # Under DDP, what differs between ranks is gathered so rank 0 writes it for each rank.
+    ranks = trainer.dist.gather_rank_states({k: v for k, v in run_state(trainer, include_model=False).items()
+                                             if k in RANK_LOCAL}) if trainer.dist.enabled else None
     try:
         if trainer.dist.is_main:
             if not weights_finite(trainer.model):
@@ -180,16 +187,19 @@ def save_checkpoint(trainer, directory: str | os.PathLike, *, monitor: dict | No
                     f"Not saving a checkpoint at epoch {trainer.state.epoch}, batch {trainer.state.batch_in_epoch}: "
                     "the model's weights are not finite (NaN or inf). The previous checkpoint is kept."
                 )
-            path = _write(trainer, Path(directory), monitor)
+            path = _write(trainer, Path(directory), monitor, ranks)
     finally:
         trainer.dist.barrier()
     return path
 
 
-def _write(trainer, directory: Path, monitor: dict | None) -> Path:
+def _write(trainer, directory: Path, monitor: dict | None, ranks: list | None = None) -> Path:
     from safetensors.torch import save as st_save
 
-    tree, tensors = flatten(run_state(trainer, include_model=False), "run")
+    run = run_state(trainer, include_model=False)
+    if ranks is not None:
+        run["ranks"] = ranks  # DDP: each rank's RNG states, batch losses and window gradients
+    tree, tensors = flatten(run, "run")
     state = trainer.state
     name = store.checkpoint_name(state.epoch, state.batch_in_epoch)
 

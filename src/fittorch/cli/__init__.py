@@ -61,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     debug = "--debug" in argv  # accepted anywhere on the line, also after the command
     args = parser.parse_args([a for a in argv if a != "--debug"])
     args.debug = debug
+    args.argv = argv  # what `fit --nproc N` re-executes under torch.distributed.run
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE

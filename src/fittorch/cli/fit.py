@@ -30,6 +30,9 @@ def add_parser(sub) -> None:
                    help="use exactly this run directory instead of RUNS_DIR/NAME (it must not hold a run yet); "
                         "for launchers that start several processes of one run")
     p.add_argument("--quiet", action="store_true", help="print only the final summary line")
+    p.add_argument("--nproc", type=int, metavar="N",
+                   help="train in N processes on this machine (DDP via torch.distributed.run: one per GPU, "
+                        "or N CPU processes on gloo); see docs/distributed.md")
     p.set_defaults(run=run)
 
 
@@ -44,6 +47,11 @@ def run(args) -> int:
     cfg = load_config(args.config, args.overrides)
     if args.name:
         cfg.name = args.name
+    if args.nproc and args.nproc > 1:  # re-run this command in N processes under torch's launcher
+        from ..distributed import launch
+
+        run_dir = exact_run_dir(args.run_dir) if args.run_dir else next_run_dir(args.out, cfg.name)
+        return launch([*args.argv, *([] if args.run_dir else ["--run-dir", str(run_dir)])], args.nproc)
     prep, splits = prepare_data(cfg)  # bad config or data fails here, before a run directory is made
     run_dir = exact_run_dir(args.run_dir) if args.run_dir else next_run_dir(args.out, cfg.name)
     trainer = build_trainer(cfg, prep, run_dir=run_dir, has_val=splits.val is not None, quiet=args.quiet)

@@ -8,6 +8,7 @@ import math
 import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset, Sampler
 
+from ..distributed import shard_order
 from ..seeding import epoch_generator
 from .convert import map_structure
 
@@ -115,7 +116,7 @@ class LoaderData:
         if not shuffle and world_size == 1:
             return None
         order = torch.randperm(n, generator=epoch_generator(seed, epoch)) if shuffle else torch.arange(n)
-        return order[rank::world_size] if world_size > 1 else order
+        return shard_order(order, rank, world_size) if world_size > 1 else order  # padded to equal shards
 
     def _own_loader(self, batch_size: int, drop_last: bool) -> DataLoader:
         key = (batch_size, drop_last)

@@ -10,6 +10,7 @@ import math
 
 import torch
 
+from ..distributed import shard_order
 from ..seeding import epoch_generator
 from .convert import first_tensor, map_structure
 
@@ -54,7 +55,8 @@ class InMemoryData:
         """The row order of one epoch, or ``None`` for the stored order.
 
         Under data parallelism each rank takes every ``world_size``-th row of the shared
-        permutation, so every row is used once per epoch across ranks.
+        permutation, so every row is used once per epoch across ranks (padded by wrapping
+        around when the size is not a multiple of ``world_size``: see ``distributed.shard_order``).
         """
         if not shuffle and world_size == 1:
             return None
@@ -63,7 +65,7 @@ class InMemoryData:
         else:
             order = torch.arange(self.n)
         if world_size > 1:
-            order = order[rank::world_size]
+            order = shard_order(order, rank, world_size)  # padded by wrap-around to equal shards
         return order
 
     def batches(self, batch_size: int, order: torch.Tensor | None, *, start: int = 0, drop_last: bool = False):

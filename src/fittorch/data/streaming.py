@@ -15,7 +15,6 @@ batched exactly as the in-memory path would batch them.
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import torch

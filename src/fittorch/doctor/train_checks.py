@@ -8,7 +8,7 @@ import torch
 
 from ..callbacks.base import Callback
 from .data_checks import majority
-from .report import FAIL, PASS, SKIP, WARN, CheckResult
+from .report import FAIL, PASS, SKIP, CheckResult
 
 OVERFIT_ROWS = 32  # the single batch
 OVERFIT_STEPS = 300  # at most this many steps on it
