@@ -23,6 +23,7 @@ class StepParts:
     kwargs_input: bool = False  # model(**inputs) instead of model(*inputs)
     after_backward: tuple = ()  # callbacks overriding on_after_backward
     no_sync: object = None  # DDP's model.no_sync, for accumulation micro-steps
+    graphed: object = None  # accel.CudaGraphStep when cuda_graphs=True
 
 
 def forward(parts: StepParts, inputs):
@@ -38,6 +39,12 @@ def train_step(parts: StepParts, trainer, inputs, target, *, first: bool = True,
     steps, and ``scale`` (micro-batch size / window size) makes the summed gradients
     equal those of one big batch.
     """
+    # 0. Opt-in cuda_graphs=True: replay the captured whole step (None: this batch runs eagerly).
+    if parts.graphed is not None:
+        loss = parts.graphed.step(parts, trainer, inputs, target)
+        if loss is not None:
+            return loss
+
     # 1. Forward pass and loss (under autocast when mixed precision is on).
     with parts.autocast():
         output = forward(parts, inputs)

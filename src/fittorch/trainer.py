@@ -57,13 +57,17 @@ class Trainer:
             models (faster: less synchronisation), an int sets it, ``None`` leaves torch's setting.
         progress: show a progress bar over epochs (plain log lines when not on a terminal).
         log_every: print a log line every this many epochs (0 for none).
+        compile: ``True`` (or a dict of ``torch.compile`` arguments) compiles the model's forward and
+            backward with ``torch.compile``; falls back to eager with a warning where unsupported.
+        cuda_graphs: on CUDA, capture the whole train step of full-size batches in a CUDA graph and
+            replay it (fp32, no accumulation); falls back to eager with a warning elsewhere.
     """
 
     def __init__(self, model: nn.Module, loss="cross_entropy", optimizer="adam", lr: float | None = None, *,
                  optimizer_kwargs: dict | None = None, metrics="auto", device="auto", seed: int = 0,
                  callbacks: Sequence[Callback] = (), precision: str = "fp32", accumulate_steps: int = 1,
                  nonfinite: str = "stop", num_threads: int | str | None = "auto", progress: bool = True,
-                 log_every: int = 10):
+                 log_every: int = 10, compile: bool | dict = False, cuda_graphs: bool = False):
         validation.check_model(model)
         validation.check_trainer_args(precision=precision, accumulate_steps=accumulate_steps, nonfinite=nonfinite)
         self.device = resolve_device(device)
@@ -94,6 +98,10 @@ class Trainer:
         self.checkpoint_dir: str | None = None
         self.parts = StepParts(model=self.model, loss_fn=self.loss_fn, optimizer=self.optimizer,
                                autocast=self._autocast_factory(), scaler=self._make_scaler())
+        if compile or cuda_graphs:  # opt-in accelerations; each warns and falls back where it can't apply
+            from .accel import apply
+
+            apply(self, compile=compile, cuda_graphs=cuda_graphs)
 
     # -- public API -------------------------------------------------------------------
     @property
