@@ -107,3 +107,27 @@ def test_auto_threads_use_one_thread_for_a_small_model_and_restore_the_setting(s
     assert torch.get_num_threads() == 2
     ft.Trainer(make_mlp(), device="cpu", progress=False, num_threads=None, callbacks=[Spy()]).fit((X, y), epochs=1)
     assert seen == [1, 2]  # num_threads=None leaves torch's setting alone
+
+
+def test_fast_zero_grad_clears_every_group_and_respects_a_custom_zero_grad(small_clf_data):
+    from fittorch.step import StepParts, zero_grad
+
+    model = make_mlp()
+    groups = [{"params": model[0].parameters()}, {"params": model[2].parameters(), "lr": 1e-4}]
+    opt = torch.optim.Adam(groups, lr=1e-3)
+    for p in model.parameters():
+        p.grad = torch.ones_like(p)
+    zero_grad(StepParts(model=model, loss_fn=None, optimizer=opt))
+    assert all(p.grad is None for p in model.parameters())
+
+    class Recording(torch.optim.SGD):
+        calls = []
+
+        def zero_grad(self, set_to_none=True):
+            self.calls.append(set_to_none)
+            super().zero_grad(set_to_none=set_to_none)
+
+    X, y = small_clf_data
+    ft.Trainer(make_mlp(), optimizer=Recording, lr=0.1, device="cpu", progress=False).fit((X, y), epochs=1,
+                                                                                         batch_size=50)
+    assert Recording.calls == [True] * 4  # one per step, through the optimizer's own method

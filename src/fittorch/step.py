@@ -30,6 +30,24 @@ def forward(parts: StepParts, inputs):
     return parts.model(**inputs) if parts.kwargs_input else parts.model(*inputs)
 
 
+_STOCK_ZERO_GRAD = torch.optim.Optimizer.zero_grad
+
+
+def zero_grad(parts: StepParts) -> None:
+    """``optimizer.zero_grad(set_to_none=True)``, without its per-call profiler bookkeeping.
+
+    For torch's own optimizers this is exactly what their ``zero_grad`` does (every parameter
+    of every group gets ``grad = None``) at a tenth of the Python cost; an optimizer with its own
+    ``zero_grad`` gets that called instead.
+    """
+    if type(parts.optimizer).zero_grad is not _STOCK_ZERO_GRAD:
+        parts.optimizer.zero_grad(set_to_none=True)
+        return
+    for group in parts.optimizer.param_groups:
+        for p in group["params"]:
+            p.grad = None
+
+
 def train_step(parts: StepParts, trainer, inputs, target, *, first: bool = True, last: bool = True,
                scale: float = 1.0) -> torch.Tensor:
     """Forward, loss, zero_grad, backward, optimizer step. Returns the detached loss.
@@ -53,7 +71,7 @@ def train_step(parts: StepParts, trainer, inputs, target, *, first: bool = True,
     # 2. Clear the old gradients: backward() adds into .grad, it does not overwrite.
     #    set_to_none frees them instead of writing zeros, which is faster.
     if first:
-        parts.optimizer.zero_grad(set_to_none=True)
+        zero_grad(parts)
 
     # 3. Backward: autograd fills p.grad for every parameter. Under DDP, micro-steps
     #    that don't step skip the gradient all-reduce.
