@@ -1,8 +1,8 @@
 """Whole-process measurements: ``fittorch demo`` against the plain script doing the same job,
 the cost of ``import fittorch`` beyond ``import torch``, and peak RSS.
 
-Each command runs as a fresh process; the two are alternated. Wall time, CPU time
-(user + system, from ``wait4``) and peak RSS (``ru_maxrss``) come from the kernel.
+Each command runs as a fresh process; the two are alternated. Wall time and CPU time
+(user + system, from ``wait4``) come from the kernel; peak RSS is the process's own VmHWM.
 """
 
 from __future__ import annotations
@@ -32,6 +32,23 @@ def _env(threads: int = 1) -> dict:
     return env
 
 
+# Peak RSS is read inside the measured process (VmHWM of its own address space): a forked
+# child's ru_maxrss would start from the parent's RSS at fork, i.e. this harness's.
+_PEAK = ("import atexit, runpy, sys\n"
+         "def _peak():\n"
+         "    for line in open('/proc/self/status'):\n"
+         "        if line.startswith('VmHWM:'):\n"
+         "            print('\\nPEAK_RSS_KB', line.split()[1], flush=True)\n"
+         "atexit.register(_peak)\n")
+
+
+def wrap(kind: str, target: str, args: list[str]) -> list[str]:
+    """A command that runs a module (``-m``) or a script in this process and reports its peak RSS."""
+    run = f"runpy.run_module({target!r}, run_name='__main__', alter_sys=True)" if kind == "module" else \
+        f"runpy.run_path({target!r}, run_name='__main__')"
+    return [sys.executable, "-c", _PEAK + f"sys.argv = [{target!r}] + {args!r}\n" + run]
+
+
 def run_measured(cmd: list[str], env: dict) -> dict:
     """Run ``cmd``; return wall seconds, CPU seconds and peak RSS (MiB) of that process."""
     started = time.perf_counter()
@@ -42,8 +59,10 @@ def run_measured(cmd: list[str], env: dict) -> dict:
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{out.decode()[-2000:]}")
-    return {"wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime, "peak_rss_mib": usage.ru_maxrss / 1024,
-            "output": out.decode()}
+    text = out.decode()
+    peak = [line.split()[1] for line in text.splitlines() if line.startswith("PEAK_RSS_KB")]
+    return {"wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime,
+            "peak_rss_mib": int(peak[-1]) / 1024 if peak else float("nan"), "output": text}
 
 
 def measure(repeats: int = 5, log=print) -> dict:
@@ -62,8 +81,8 @@ def measure(repeats: int = 5, log=print) -> dict:
     results: dict[str, list[dict]] = {"fittorch demo": [], "plain script": []}
     with tempfile.TemporaryDirectory() as tmp:
         commands = {
-            "fittorch demo": [sys.executable, "-m", "fittorch", "demo", "--quiet", "--out", f"{tmp}/demo"],
-            "plain script": [sys.executable, str(HERE / "plain_script.py"), "--out", f"{tmp}/plain"],
+            "fittorch demo": wrap("module", "fittorch", ["demo", "--quiet", "--out", f"{tmp}/demo"]),
+            "plain script": wrap("script", str(HERE / "plain_script.py"), ["--out", f"{tmp}/plain"]),
         }
         for r in range(repeats):
             names = list(commands) if r % 2 == 0 else list(reversed(commands))
