@@ -60,11 +60,13 @@ def _median_ratio(num: list[float], den: list[float]) -> float:
 
 
 def bench_workload(wname: str, impls: list[str], repeats: int, threads: int, fittorch_opts: dict,
-                   epochs: int | None, log) -> dict:
+                   epochs: int | None, log, device: str = "cpu") -> dict:
     w = workloads.get(wname, epochs=epochs)
+    w.device = device
     log(f"\n{w.name}: {w.title}; {len(w.X_train):,} train / {len(w.X_val):,} val rows; "
         f"{threads} thread(s); {repeats} rounds")
     warm = workloads.get(wname, epochs=1)
+    warm.device = device
     warm.X_train, warm.y_train = warm.X_train[: warm.batch_size * 4], warm.y_train[: warm.batch_size * 4]
     for name in impls:  # imports and lazy initialisation happen here, outside the timed rounds
         run_one(name, warm, threads, fittorch_opts)
@@ -94,6 +96,8 @@ def bench_workload(wname: str, impls: list[str], repeats: int, threads: int, fit
             "ft_speedup_cpu": _median_ratio(cpu[name], cpu["fittorch"]) if has_ft else None,
             "steps_per_s": w.steps / statistics.median(wall[name]), "val_acc": statistics.median(accs[name]),
         }
+    if device != "cpu":
+        w.title += f" on {device}" + (f" ({torch.cuda.get_device_name()})" if device.startswith("cuda") else "")
     return {"workload": w.name, "title": w.title, "steps": w.steps, "threads": threads, "repeats": repeats,
             "fittorch_opts": fittorch_opts, "rows": rows}
 
@@ -123,6 +127,7 @@ def main(argv=None) -> int:
     p.add_argument("-r", "--repeats", type=int, default=5)
     p.add_argument("-t", "--threads", type=int, default=1, help="pinned intra-op thread count for every run")
     p.add_argument("--epochs", type=int, default=None, help="override every workload's epochs (smoke runs)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda: for fittorch, hand_optimized and plain_loop")
     p.add_argument("--fittorch-opts", default="", help="extra Trainer kwargs, e.g. compile=True")
     p.add_argument("--process", action="store_true", help="also measure whole processes (see process.py)")
     p.add_argument("--process-only", action="store_true")
@@ -132,11 +137,15 @@ def main(argv=None) -> int:
     def log(msg=""):
         print(msg, flush=True)
 
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        raise SystemExit(f"--device {args.device}: CUDA is not available (torch {torch.__version__}).")
     impls = [n.strip() for n in args.impls.split(",") if n.strip()]
     for name in list(impls):
         if name not in IMPLS:
             raise SystemExit(f"unknown implementation {name!r}; choose from {', '.join(IMPLS)}")
         why = available(name)
+        if args.device != "cpu" and name not in ("fittorch", "hand_optimized", "plain_loop"):
+            why = f"only fittorch, hand_optimized and plain_loop run on --device {args.device}"
         if why:
             log(f"skipping {name}: {why}")
             impls.remove(name)
@@ -148,7 +157,7 @@ def main(argv=None) -> int:
     if not args.process_only:
         for wname in [x.strip() for x in args.workloads.split(",") if x.strip()]:
             res = bench_workload(wname, impls, args.repeats, args.threads, parse_opts(args.fittorch_opts),
-                                 args.epochs, log)
+                                 args.epochs, log, device=args.device)
             results["workloads"].append(res)
             log("\n" + table(res))
     if args.process or args.process_only:
