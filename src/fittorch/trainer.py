@@ -67,6 +67,10 @@ class Trainer:
         keep_last: keep this many newest checkpoints, plus the best one by ``monitor``.
         monitor: the history column that picks the best checkpoint (default ``val_loss`` with
             validation data, else ``train_loss``).
+        compile: ``True`` (or a dict of ``torch.compile`` arguments) compiles the model's forward and
+            backward with ``torch.compile``; falls back to eager with a warning where unsupported.
+        cuda_graphs: on CUDA, capture the whole train step of full-size batches in a CUDA graph and
+            replay it (fp32, no accumulation); falls back to eager with a warning elsewhere.
     """
 
     def __init__(self, model: nn.Module, loss="cross_entropy", optimizer="adam", lr: float | None = None, *,
@@ -74,7 +78,8 @@ class Trainer:
                  callbacks: Sequence[Callback] = (), precision: str = "fp32", accumulate_steps: int = 1,
                  nonfinite: str = "stop", num_threads: int | str | None = "auto", progress: bool = True,
                  log_every: int = 10, checkpoint_dir: str | os.PathLike | None = None,
-                 checkpoint_every_steps: int = 0, keep_last: int = 2, monitor: str | None = None):
+                 checkpoint_every_steps: int = 0, keep_last: int = 2, monitor: str | None = None,
+                 compile: bool | dict = False, cuda_graphs: bool = False):
         validation.check_model(model)
         validation.check_trainer_args(precision=precision, accumulate_steps=accumulate_steps, nonfinite=nonfinite)
         self.dist = distributed.setup(resolve_device(device))  # torchrun's env: process group, rank's device
@@ -115,6 +120,10 @@ class Trainer:
         self._add_checkpointing(checkpoint_dir, checkpoint_every_steps, keep_last, monitor)
         self.parts = StepParts(model=self.model, loss_fn=self.loss_fn, optimizer=self.optimizer,
                                autocast=self._autocast_factory(), scaler=self._make_scaler())
+        if compile or cuda_graphs:  # opt-in accelerations; each warns and falls back where it can't apply
+            from .accel import apply
+
+            apply(self, compile=compile, cuda_graphs=cuda_graphs)
 
     # -- public API -------------------------------------------------------------------
     @property

@@ -84,6 +84,11 @@ class InMemoryData:
             else:
                 gather_per_batch = True
         stop = (n // batch_size) * batch_size if drop_last else n
+        if not gather_per_batch and target is not None and isinstance(inputs, tuple) and len(inputs) == 1:
+            x = inputs[0]  # the common case, one input tensor: plain slices, no helper call per batch
+            for i in range(start * batch_size, stop, batch_size):
+                yield (x[i : i + batch_size],), target[i : i + batch_size]
+            return
         for i in range(start * batch_size, stop, batch_size):
             if gather_per_batch:
                 idx = order[i : i + batch_size].to(first_tensor(inputs).device)

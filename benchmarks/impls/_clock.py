@@ -1,0 +1,15 @@
+"""Wall time and process CPU time of one timed region.
+
+On a shared machine wall time swings with other people's load; the process's CPU time
+(all its threads) barely does, so the harness reports both.
+"""
+
+import time
+
+
+class Clock:
+    def __init__(self):
+        self.wall, self.cpu = time.perf_counter(), time.process_time()
+
+    def stop(self) -> tuple[float, float]:
+        return time.perf_counter() - self.wall, time.process_time() - self.cpu

@@ -1,0 +1,133 @@
+"""The train step's fast path and its opt-in hook (the step order itself is tested in test_loop.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import fittorch as ft
+from fittorch.callbacks import Callback
+from fittorch.step import train_step
+
+from conftest import make_mlp
+
+SYNCS = ("item", "tolist", "__float__", "__int__", "__bool__", "cpu", "numpy")
+
+
+def _count_host_syncs(monkeypatch) -> dict:
+    counts = {name: 0 for name in SYNCS}
+    for name in SYNCS:
+        original = getattr(torch.Tensor, name)
+
+        def counted(self, *args, _name=name, _original=original, **kwargs):
+            counts[_name] += 1
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(torch.Tensor, name, counted)
+    return counts
+
+
+def _fit_counting(monkeypatch, n_rows: int, **kwargs) -> dict:
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(n_rows, 8)).astype(np.float32)
+    y = rng.integers(0, 3, size=n_rows)
+    trainer = ft.Trainer(make_mlp(), device="cpu", progress=False, **kwargs)
+    trainer.fit((X, y), epochs=1, batch_size=8)  # warm: lazy imports and first-call paths
+    counts = _count_host_syncs(monkeypatch)
+    trainer.fit((X, y), epochs=2, batch_size=8)
+    monkeypatch.undo()
+    return counts
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"accumulate_steps": 2}, {"precision": "bf16"}])
+def test_no_host_sync_per_step(monkeypatch, kwargs):
+    """Host syncs per fit must not grow with the number of batches: 2 vs 40 batches per epoch."""
+    few = _fit_counting(monkeypatch, 16, **kwargs)
+    many = _fit_counting(monkeypatch, 320, **kwargs)
+    assert many == few, f"host syncs grew with the batch count: {few} -> {many}"
+    assert sum(few.values()) > 0  # the counter works: the epoch's loss is read once per epoch
+
+
+def test_zero_grad_frees_gradients_instead_of_writing_zeros(small_clf_data):
+    X, y = small_clf_data
+    trainer = ft.Trainer(make_mlp(), device="cpu", progress=False)
+    trainer.fit((X, y), epochs=1, batch_size=32)
+    before = [p.grad for p in trainer.model.parameters()]
+    x, t = torch.from_numpy(X[:32]), torch.from_numpy(y[:32])
+    train_step(trainer.parts, trainer, (x,), t)
+    after = [p.grad for p in trainer.model.parameters()]
+    assert all(a is not None for a in after)
+    assert all(a is not b for a, b in zip(after, before))  # new tensors: set_to_none, not zero_()
+
+
+class _Graphed:
+    """A stand-in for accel.CudaGraphStep that records its calls."""
+
+    def __init__(self, result):
+        self.result, self.calls = result, 0
+
+    def step(self, parts, trainer, inputs, target):
+        self.calls += 1
+        return self.result
+
+
+@pytest.mark.parametrize("replayed", [True, False])
+def test_a_graphed_step_replaces_the_eager_step_only_when_it_ran(small_clf_data, replayed):
+    X, y = small_clf_data
+    trainer = ft.Trainer(make_mlp(), device="cpu", progress=False)
+    trainer.fit((X, y), epochs=1, batch_size=32)
+    sentinel = torch.tensor(1.25)
+    trainer.parts.graphed = _Graphed(sentinel if replayed else None)
+    weights = [p.detach().clone() for p in trainer.model.parameters()]
+    loss = train_step(trainer.parts, trainer, (torch.from_numpy(X[:32]),), torch.from_numpy(y[:32]))
+    unchanged = all(torch.equal(a, b) for a, b in zip(weights, trainer.model.parameters()))
+    assert trainer.parts.graphed.calls == 1
+    assert (loss is sentinel) == replayed
+    assert unchanged == replayed  # None from the graph: the eager step ran and moved the weights
+
+
+@pytest.mark.parametrize("name", ["adam", "adamw", "sgd"])
+def test_named_optimizers_use_the_fused_cpu_kernel(name):
+    trainer = ft.Trainer(make_mlp(), optimizer=name, device="cpu", progress=False)
+    assert trainer.optimizer.param_groups[0]["fused"] is True
+
+
+def test_auto_threads_use_one_thread_for_a_small_model_and_restore_the_setting(small_clf_data):
+    X, y = small_clf_data
+    seen = []
+
+    class Spy(Callback):
+        def on_epoch_end(self, trainer, row):
+            seen.append(torch.get_num_threads())
+
+    torch.set_num_threads(2)
+    ft.Trainer(make_mlp(), device="cpu", progress=False, callbacks=[Spy()]).fit((X, y), epochs=1)
+    assert seen == [1]
+    assert torch.get_num_threads() == 2
+    ft.Trainer(make_mlp(), device="cpu", progress=False, num_threads=None, callbacks=[Spy()]).fit((X, y), epochs=1)
+    assert seen == [1, 2]  # num_threads=None leaves torch's setting alone
+
+
+def test_fast_zero_grad_clears_every_group_and_respects_a_custom_zero_grad(small_clf_data):
+    from fittorch.step import StepParts, zero_grad
+
+    model = make_mlp()
+    groups = [{"params": model[0].parameters()}, {"params": model[2].parameters(), "lr": 1e-4}]
+    opt = torch.optim.Adam(groups, lr=1e-3)
+    for p in model.parameters():
+        p.grad = torch.ones_like(p)
+    zero_grad(StepParts(model=model, loss_fn=None, optimizer=opt))
+    assert all(p.grad is None for p in model.parameters())
+
+    class Recording(torch.optim.SGD):
+        calls = []
+
+        def zero_grad(self, set_to_none=True):
+            self.calls.append(set_to_none)
+            super().zero_grad(set_to_none=set_to_none)
+
+    X, y = small_clf_data
+    ft.Trainer(make_mlp(), optimizer=Recording, lr=0.1, device="cpu", progress=False).fit((X, y), epochs=1,
+                                                                                         batch_size=50)
+    assert Recording.calls == [True] * 4  # one per step, through the optimizer's own method
