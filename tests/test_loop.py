@@ -191,3 +191,22 @@ def test_nonfinite_loss_stops_with_a_message_naming_the_step():
     with pytest.raises(ft.TrainingError, match=r"non-finite .* epoch \d+, batch \d+ \(global step \d+\)"):
         trainer.fit((X * 1e20, y), epochs=3, batch_size=5)
     assert trainer.state.status == "failed"
+
+
+def test_long_epochs_fold_batch_losses_into_chunks_without_changing_the_mean():
+    from fittorch.loop import _LOSS_CHUNK, stack_losses
+
+    seen = {}
+
+    class Peek(ft.Callback):
+        def on_train_batch_end(self, trainer, loss):
+            seen["losses"] = [t.detach().clone() for t in trainer.epoch_losses]
+
+    n_batches = 2 * _LOSS_CHUNK + 7
+    X = torch.randn(n_batches * 2, 4)
+    y = torch.randint(0, 2, (n_batches * 2,))
+    trainer = ft.Trainer(nn.Linear(4, 2), metrics=[], callbacks=[Peek()], progress=False)
+    history = trainer.fit((X, y), epochs=1, batch_size=2)
+    shapes = [tuple(t.shape) for t in seen["losses"]]
+    assert shapes == [(_LOSS_CHUNK,), (_LOSS_CHUNK,)] + [()] * 7
+    assert history[-1]["train_loss"] == float(stack_losses(seen["losses"]).mean())

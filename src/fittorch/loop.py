@@ -77,6 +77,9 @@ def train_epoch(trainer, train, *, batch_size: int, shuffle: bool, drop_last: bo
         loss = train_step(parts, trainer, inputs, target, first=(i % k == 0), last=last,
                           scale=windows(i) if k > 1 else 1.0)
         losses.append(loss)
+        if len(losses) >= _LOSS_CHUNK and losses[-_LOSS_CHUNK].dim() == 0:
+            # Fold the last scalars into one tensor, so a long epoch keeps no heap of tiny tensors.
+            losses[-_LOSS_CHUNK:] = [torch.stack(losses[-_LOSS_CHUNK:])]
         state.batch_in_epoch = i + 1
         state.global_step += last
         for cb in batch_end:
@@ -89,14 +92,14 @@ def train_epoch(trainer, train, *, batch_size: int, shuffle: bool, drop_last: bo
             "check that the Dataset/DataLoader is not empty and that drop_last did not drop everything."
         )
     # The epoch's one host sync: every batch loss, read at once.
-    epoch_losses = torch.stack(losses)
+    epoch_losses = stack_losses(losses)
     if trainer.nonfinite == "skip":  # skipped steps don't count towards the epoch's loss
         epoch_losses = epoch_losses[torch.isfinite(epoch_losses)]
     mean = trainer.dist.mean_of(epoch_losses)  # DDP: over every rank's batches, so histories match
     if trainer.nonfinite == "stop" and not torch.isfinite(torch.tensor(mean)):
         bad_rows = (~torch.isfinite(epoch_losses)).nonzero()
         bad = int(bad_rows[0]) if len(bad_rows) else 0  # DDP: the bad batch may be on another rank
-        step = state.global_step - len(losses) + bad + 1
+        step = state.global_step - len(epoch_losses) + bad + 1
         raise TrainingError(
             f"The training loss became non-finite ({epoch_losses[bad].item()}) at epoch {state.epoch + 1}, "
             f"batch {bad + 1} (global step {step}). The weights after it are not usable and were not saved. "
@@ -104,6 +107,14 @@ def train_epoch(trainer, train, *, batch_size: int, shuffle: bool, drop_last: bo
             f"{trainer.last_good_checkpoint_hint()}"
         )
     return mean
+
+
+_LOSS_CHUNK = 256
+
+
+def stack_losses(losses: list) -> torch.Tensor:
+    """The epoch's batch losses as one 1-D tensor (entries are scalars or folded chunks)."""
+    return torch.cat([t.reshape(-1) for t in losses])
 
 
 def _length(source) -> int | None:

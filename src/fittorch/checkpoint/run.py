@@ -17,6 +17,7 @@ import torch
 
 from .._version import __version__
 from ..errors import CheckpointError, ConfigError
+from ..loop import stack_losses
 from . import store
 from .flatten import flatten, unflatten
 
@@ -89,7 +90,7 @@ def run_state(trainer, *, include_model: bool = True) -> dict:
         "scaler": scaler.state_dict() if scaler is not None else None,
         "callbacks": {key: cb.state_dict() for key, cb in callback_keys(trainer.callbacks)},
         "rng": get_rng_state(),
-        "epoch_losses": torch.stack(trainer.epoch_losses) if trainer.epoch_losses else None,
+        "epoch_losses": stack_losses(trainer.epoch_losses) if trainer.epoch_losses else None,
         # Gradients summed so far in an unfinished accumulation window (only mid-window).
         "grads": [p.grad for p in params] if mid_window else None,
         "config": run_config(trainer),
