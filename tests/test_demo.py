@@ -23,6 +23,8 @@ def test_demo_runs_end_to_end(tmp_path, cli_env, fittorch_cmd):
     assert list(rows[0]) == ["epoch", "train_loss", "val_loss", "val_accuracy", "lr", "seconds"]
     assert float(rows[-1]["val_accuracy"]) > 0.75
     assert (out / "curves.png").read_bytes()[:4] == b"\x89PNG"
+    assert (out / "confusion_matrix.png").read_bytes()[:4] == b"\x89PNG"
+    assert "Reference experiment" in (out / "report.html").read_text()
     meta = json.loads((out / "model.json").read_text())
     assert meta["spec"]["hidden"] == [64] and "standardize" in meta["preprocessing"]
 
