@@ -60,7 +60,7 @@ def fit_loop(trainer, train, val, *, batch_size: int, shuffle: bool, drop_last: 
 def train_epoch(trainer, train, *, batch_size: int, shuffle: bool, drop_last: bool) -> float | None:
     """One pass over the training data. Returns the mean batch loss, or None if stopped early."""
     state, parts = trainer.state, trainer.parts
-    batch_end = [cb for cb in trainer.callbacks if overrides(cb, "on_train_batch_end")]
+    batch_end = [cb for cb in trainer.callbacks if overrides(cb, "on_train_batch_end") and cb.wants_batch_hooks()]
     k = trainer.accumulate_steps
     order = train.epoch_order(trainer.seed, state.epoch, shuffle, rank=trainer.dist.rank,
                               world_size=trainer.dist.world_size)

@@ -27,6 +27,9 @@ class StepParts:
     graphed: object = None  # accel.CudaGraphStep when cuda_graphs=True
 
 
+_NO_CONTEXT = contextlib.nullcontext()  # reusable: entering it does nothing
+
+
 def forward(parts: StepParts, inputs):
     return parts.model(**inputs) if parts.kwargs_input else parts.model(*inputs)
 
@@ -66,7 +69,7 @@ def train_step(parts: StepParts, trainer, inputs, target, *, first: bool = True,
 
     # Under DDP, micro-steps that don't step skip the gradient all-reduce. no_sync must
     # cover the forward as well as the backward, or DDP still syncs.
-    with (parts.no_sync() if (parts.no_sync is not None and not last) else contextlib.nullcontext()):
+    with (parts.no_sync() if (parts.no_sync is not None and not last) else _NO_CONTEXT):
         # 1. Forward pass and loss (under autocast when mixed precision is on).
         with parts.autocast():
             output = forward(parts, inputs)

@@ -16,8 +16,9 @@ The loop calls them in this order (see ``fittorch/loop.py``, where every call is
         (stop if trainer.state.should_stop)
     on_fit_end                         # always, also after an error or an interrupt
 
-Per-batch hooks are only called on callbacks that override them, so a callback that
-doesn't need them costs nothing per step. To stop training, set
+Per-batch hooks are only called on callbacks that override them (and whose
+``wants_batch_hooks()`` is true at the epoch's start), so a callback that doesn't need
+them costs nothing per step. To stop training, set
 ``trainer.state.should_stop = True`` (and ``stop_reason``); never raise.
 
 Callbacks run sorted by their ``order`` attribute (see :class:`Callback`).
@@ -59,6 +60,14 @@ class Callback:
 
     def on_fit_end(self, trainer) -> None:
         pass
+
+    def wants_batch_hooks(self) -> bool:
+        """Asked at each epoch start: False skips this callback's per-batch hooks for that epoch.
+
+        For a callback that needs them only some of the time (a progress bar over steps
+        that is shown only for long epochs), so the other epochs cost nothing per step.
+        """
+        return True
 
     def state_dict(self) -> dict:
         return {}

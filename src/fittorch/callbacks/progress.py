@@ -89,6 +89,9 @@ class ProgressBar(Callback):
             self._inner = tqdm(total=n, desc=f"Epoch {trainer.state.epoch + 1}", unit="batch", leave=False,
                                file=self.stream or sys.stderr, dynamic_ncols=True, mininterval=0.5)
 
+    def wants_batch_hooks(self) -> bool:
+        return self._inner is not None  # the inner bar is the only per-batch work
+
     def on_train_batch_end(self, trainer, loss) -> None:
         if self._inner is not None:
             self._inner.update(1)  # a counter: the loss stays on the device
