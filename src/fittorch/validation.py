@@ -67,7 +67,8 @@ def check_source(source, role: str) -> None:
         raise DataError(f"The {role} data is empty (0 samples). Pass at least one sample; check the filter or split that made it.")
     if isinstance(source, InMemoryData):
         tensors = (list(source.inputs.items()) if isinstance(source.inputs, dict) else
-                   [(f"X[{i}]", t) for i, t in enumerate(source.inputs)] if isinstance(source.inputs, tuple) else
+                   [("X" if len(source.inputs) == 1 else f"X[{i}]", t) for i, t in enumerate(source.inputs)]
+                   if isinstance(source.inputs, tuple) else
                    [("X", source.inputs)])
         if source.target is not None:
             tensors.append(("y", source.target))
