@@ -15,7 +15,7 @@ from .callbacks import (Callback, CSVLogger, EarlyStopping, GradientClipping, LR
 from .errors import (CheckpointError, ConfigError, DataError, DataTypeError, FittorchError, ModelError,
                      NotFittedError, TrainingError)
 from .history import History
-from .models import MLP, build_model
+from .models import MLP, TabularMLP, build_model
 from .seeding import seed_everything
 from .serialization import load_model as load
 from .serialization import save_model as save
@@ -29,7 +29,8 @@ from .trainer import Trainer, fit
 from .doctor import doctor  # noqa: E402  (after Trainer: the doctor package refers to it lazily)
 
 __all__ = [
-    "__version__", "Trainer", "fit", "History", "TrainState", "Callback", "ProgressBar", "MLP", "build_model",
+    "__version__", "Trainer", "fit", "History", "TrainState", "Callback", "ProgressBar", "MLP", "TabularMLP",
+    "build_model",
     "save", "load", "seed_everything", "FittorchError", "ConfigError", "DataError", "DataTypeError",
     "ModelError", "NotFittedError", "CheckpointError", "TrainingError",
     "EarlyStopping", "LRScheduler", "GradientClipping", "NonFiniteGuard", "TimeLimit", "CSVLogger",
