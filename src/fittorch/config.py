@@ -41,9 +41,22 @@ class DataConfig(_Section):
     standardize_target: bool = Field(True, description="regression: scale the target too; predictions are "
                                                        "scaled back to the original units")
     stratify: bool = Field(True, description="keep class proportions in the splits (classification)")
+    numeric: list[str] | None = Field(None, description="columns read as numbers (default: auto-detected)")
+    categorical: list[str] | None = Field(None, description="columns read as categories besides text/bool ones, "
+                                                            "e.g. integer codes")
+    ignore: list[str] = Field(default_factory=list, description="columns never used nor looked at")
+    min_frequency: int = Field(1, ge=1, description="category levels seen fewer times in training fold into "
+                                                    "the unknown level")
+    missing_indicator: bool = Field(False, description="add a 0/1 input per numeric column that had gaps")
 
     @model_validator(mode="after")
     def _check(self):
+        both = sorted(set(self.numeric or ()) & set(self.categorical or ()))
+        if both:
+            raise ValueError(f"data.numeric and data.categorical both list {both}; put each column in one")
+        if self.target is not None and self.target in [*(self.numeric or ()), *(self.categorical or ()),
+                                                        *(self.features or ())]:
+            raise ValueError(f"data.target {self.target!r} is also listed as an input column; remove it there")
         if self.val_split + self.test_split >= 1.0:
             raise ValueError(f"data.val_split ({self.val_split}) + data.test_split ({self.test_split}) leaves no "
                              "training rows; their sum must be below 1")
@@ -66,6 +79,11 @@ class ModelConfig(_Section):
     batchnorm: bool = Field(False, description="mlp: BatchNorm1d after each hidden Linear")
     target: str | None = Field(None, description="import: 'package.module:ClassOrFactory'")
     kwargs: dict[str, Any] = Field(default_factory=dict, description="import: keyword arguments for the target")
+    one_hot_max_levels: int = Field(10, ge=0, description="mlp: categorical columns with at most this many "
+                                                          "levels (+ unknown, missing) are one-hot, larger ones "
+                                                          "embedded")
+    embedding_dims: dict[str, int] = Field(default_factory=dict, description="mlp: embedding width per "
+                                                                             "categorical column (0: one-hot)")
 
     @field_validator("activation")
     @classmethod
@@ -82,6 +100,8 @@ class ModelConfig(_Section):
             raise ValueError(f"model.target '{self.target}' must look like 'package.module:ClassOrFactory'")
         if self.type == "mlp" and self.target:
             raise ValueError("model.target is only used with model.type: import (this model is type: mlp)")
+        if any(d < 0 for d in self.embedding_dims.values()):
+            raise ValueError(f"model.embedding_dims {self.embedding_dims}: widths must be >= 0 (0 means one-hot)")
         if any(h < 1 for h in self.hidden):
             raise ValueError(f"model.hidden {self.hidden}: every width must be at least 1")
         return self

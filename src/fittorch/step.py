@@ -31,7 +31,7 @@ _NO_CONTEXT = contextlib.nullcontext()  # reusable: entering it does nothing
 
 
 def forward(parts: StepParts, inputs):
-    return parts.model(**inputs) if parts.kwargs_input else parts.model(*inputs)
+    return parts.model(**inputs) if (parts.kwargs_input or isinstance(inputs, dict)) else parts.model(*inputs)
 
 
 _STOCK_ZERO_GRAD = torch.optim.Optimizer.zero_grad

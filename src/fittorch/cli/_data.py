@@ -43,11 +43,14 @@ def labelled_data(cfg, prep, data: str | None):
     if target not in df.columns:
         raise DataError(f"{data} has no target column {target!r}, which evaluate needs to score the model. "
                         f"To predict unlabelled rows use: fittorch predict RUN_DIR {data}")
+    from ..data.files import check_target_complete
+
+    check_target_complete(df[target], target, data)
     return data, prep.frame_to_X(df.drop(columns=[target]), data, allow=_ignored(cfg, df)), \
         prep.encode(df[target].to_numpy(), data)
 
 
-def feature_data(cfg, prep, data: str) -> np.ndarray:
+def feature_data(cfg, prep, data: str):
     from ..data.files import read_table
 
     if data.startswith("sklearn:"):
@@ -60,3 +63,14 @@ def feature_data(cfg, prep, data: str) -> np.ndarray:
 def _ignored(cfg, df) -> tuple:
     """With ``data.features`` the user picked columns, so the file's other columns are expected."""
     return tuple(str(c) for c in df.columns) if cfg.data.features is not None else ()
+
+
+def note_unknown(prep) -> None:
+    """Say on stderr which category values were read as the unknown level (never an error)."""
+    import sys
+
+    from ..tabular.columns import describe_unknown
+
+    message = describe_unknown(prep.last_unknown)
+    if message:
+        print(f"note: {message}", file=sys.stderr)

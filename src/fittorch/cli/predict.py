@@ -14,8 +14,10 @@ def add_parser(sub) -> None:
 
     p = sub.add_parser("predict", help="predict a data file with a trained run (CSV out)",
                        description="Apply the run's saved preprocessing to DATA and write one prediction per row, "
-                                   "in the original label names (or target units). A target column in DATA is "
-                                   "ignored; any other unknown or missing column is an error.",
+                                   "in the original label names (or target units). DATA holds raw rows like the "
+                                   "training file (text categories, empty cells); a category never seen in "
+                                   "training is read as 'unknown' and counted on stderr. Columns the model does "
+                                   "not use are ignored; a missing used column is an error.",
                        epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.add_argument("data", metavar="DATA", help="a .csv/.parquet/.npz file, or a sklearn: source")
@@ -30,7 +32,7 @@ def run(args) -> int:
 
     import pandas as pd
 
-    from ._data import feature_data
+    from ._data import feature_data, note_unknown
     from ..errors import ConfigError
     from ..runs import check_run_dir, load_run
 
@@ -39,6 +41,7 @@ def run(args) -> int:
     if args.proba and prep.task != "classification":
         raise ConfigError("--proba is for classification runs; this run is a regression.")
     X = feature_data(cfg, prep, args.data)
+    note_unknown(prep)
     predictions, proba = prep.decode(trainer.predict(X, batch_size=args.batch_size))
     out = pd.DataFrame({"prediction": predictions})
     if args.proba:

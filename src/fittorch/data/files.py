@@ -2,11 +2,47 @@
 
 ``read_table(path)`` gives a DataFrame; ``load_xy(path, target)`` splits off the label
 column. For files larger than memory, use :func:`fittorch.data.stream_file` instead.
+
+CSV files are read as they come: a UTF-8 byte-order mark is dropped, a ``;`` (or tab)
+delimited file is recognised from its header line (with decimal commas when its numbers use
+them), and duplicate column names are refused instead of being renamed ``a.1``.
 """
 
 from __future__ import annotations
 
+import re
+
 from ..validation import FILE_TYPES as SUPPORTED
+
+SNIFF_BYTES = 64 * 1024  # the start of a CSV read to find its delimiter and header
+_DECIMAL_COMMA = re.compile(r"(^|;)\s*-?\d+,\d+\s*(;|$)", re.M)
+
+
+def csv_dialect(p) -> dict:
+    """``read_csv`` arguments for this file (sep, decimal, encoding), from its first bytes.
+
+    Duplicate header names are refused here: pandas would silently rename them.
+    """
+    import csv
+
+    from ..errors import DataError
+
+    with open(p, "rb") as f:
+        head = f.read(SNIFF_BYTES).decode("utf-8-sig", errors="replace")
+    lines = head.splitlines()
+    header = lines[0] if lines else ""
+    counts = {sep: header.count(sep) for sep in (",", ";", "\t")}
+    sep = max(counts, key=lambda k: (counts[k], k == ","))
+    if not counts[sep]:
+        sep = ","
+    decimal = "," if sep == ";" and _DECIMAL_COMMA.search("\n".join(lines[1:50])) else "."
+    names = next(csv.reader([header], delimiter=sep), []) if header else []
+    names = [n.strip() for n in names]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise DataError(f"{str(p)!r} has duplicate column name(s) {dupes} in its header; each column needs its "
+                        "own name. Rename or drop the copies.")
+    return {"sep": sep, "decimal": decimal, "encoding": "utf-8-sig"}
 
 
 def read_table(path):
@@ -20,7 +56,7 @@ def read_table(path):
     suffix = p.suffix.lower()
     try:
         if suffix == ".csv":
-            return pd.read_csv(p)
+            return pd.read_csv(p, **csv_dialect(p))
         if suffix in (".parquet", ".pq"):
             return pd.read_parquet(p)
         with np.load(p, allow_pickle=False) as npz:
@@ -48,10 +84,12 @@ def read_table(path):
         raise validation.unreadable_file(p, exc) from None
 
 
-def load_xy(path, target: str | None = None):
+def load_xy(path, target: str | None = None, *, features=None, check: bool = True):
     """``(X DataFrame, y Series or None)`` from a file; ``target`` names the label column.
 
-    Feature columns holding text or mixed types are refused here, naming the column.
+    ``features`` keeps only those columns; the others are never looked at. With ``check``,
+    the kept columns holding text or mixed types are refused, naming the column (for raw
+    tables with text, use :class:`fittorch.tabular.TabularPreprocessor` and ``check=False``).
     """
     from .. import validation
 
@@ -62,6 +100,27 @@ def load_xy(path, target: str | None = None):
         if target not in df.columns:
             raise validation.missing_column(target, df.columns, str(path))
         X, y = df.drop(columns=[target]), df[target]
-    for col in X.columns:
-        validation.check_column(X[col], col, f"File {str(path)!r}")
+    if features is not None:
+        absent = [c for c in features if c not in X.columns]
+        if absent:
+            raise validation.missing_column(absent[0], X.columns, str(path))
+        X = X[list(features)]
+    if check:
+        for col in X.columns:
+            validation.check_column(X[col], col, f"File {str(path)!r}")
     return X, y
+
+
+def check_target_complete(y, target: str, what: str) -> None:
+    """Refuse a label column with empty cells, naming the rows (1-based data rows, after the header)."""
+    import numpy as np
+
+    from ..errors import DataError
+    from ..tabular.columns import rows_text
+
+    gaps = np.asarray(y.isna()) if hasattr(y, "isna") else np.zeros(len(y), dtype=bool)
+    if gaps.any():
+        raise DataError(f"{what}: the target {target!r} is empty in {int(gaps.sum())} of {len(gaps)} rows "
+                        f"({rows_text(gaps)}; data rows, counted from 1 after the header). A row without a label "
+                        f"cannot be trained or scored on: drop those rows, e.g. df.dropna(subset=[{target!r}]), "
+                        "or fill them.")

@@ -182,6 +182,16 @@ def encode_categorical(col, spec: CategoricalColumn, what: str) -> tuple[np.ndar
     return codes, report
 
 
+def describe_unknown(report: dict) -> str | None:
+    """One line on the values read as the unknown level, per column, or None when there were none."""
+    if not report:
+        return None
+    parts = [f"{name}: {r['count']} row(s), e.g. {', '.join(map(repr, r['examples'][:3]))}"
+             for name, r in report.items()]
+    return ("values never seen in training (or rarer than min_frequency there) were read as the unknown "
+            "level: " + "; ".join(parts))
+
+
 def all_missing(name: str, n: int, what: str) -> DataError:
     return DataError(f"{what}: column {name!r} is entirely missing ({n} of {n} training rows are empty), so "
                      f"nothing can be learned from it. Leave it out with data.ignore: [{name}] (or "

@@ -110,12 +110,7 @@ class TabularPreprocessor:
 
     def unknown_message(self) -> str | None:
         """One line on the values of the last ``transform`` outside the vocabulary, or None."""
-        if not self.last_unknown:
-            return None
-        parts = [f"{name}: {r['count']} (e.g. {', '.join(map(repr, r['examples'][:3]))})"
-                 for name, r in self.last_unknown.items()]
-        return ("values never seen in training (or rarer than min_frequency there) were read as the unknown "
-                "level: " + "; ".join(parts))
+        return C.describe_unknown(self.last_unknown)
 
     # -- what the model needs -----------------------------------------------------------
     @property
