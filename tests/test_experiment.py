@@ -57,7 +57,7 @@ def test_csv_with_string_labels(tmp_path):
     prep, splits = prepare_data(cfg)
     assert prep.task == "classification" and prep.classes == ["cat", "dog", "eel"]
     assert prep.feature_names == ["a", "b"] and prep.target == "kind"
-    train_mean = np.asarray(prep.mean)
+    train_mean = np.asarray([c["mean"] for c in prep.tabular["numeric"]])
     assert not np.allclose(train_mean, df[["a", "b"]].mean().to_numpy())  # fitted on 45 rows, not all 60
     labels, _ = prep.decode(torch.nn.functional.one_hot(torch.tensor([2, 0, 1]), 3).float() * 5)
     assert labels == ["eel", "cat", "dog"]

@@ -73,19 +73,17 @@ class Preprocessing:
         """
         if self.tabular is not None:
             tab = self.columns()
+            _refuse_extra(df, tab.state.columns, (*tab.state.ignored, *allow), what)
             X = tab.transform(df, what=what)
             self.last_unknown = tab.last_unknown
             return X
         cols = [str(c) for c in df.columns]
         missing = [c for c in self.feature_names if c not in cols]
-        extra = [c for c in cols if c not in self.feature_names and c not in allow]
         if missing:
             raise DataError(f"{what} is missing column(s) {', '.join(map(repr, missing[:5]))}"
                             f"{' ...' if len(missing) > 5 else ''}; the model was trained on "
                             f"{len(self.feature_names)} columns: {_short(self.feature_names)}.")
-        if extra:
-            raise DataError(f"{what} has column(s) the model was not trained on: {', '.join(map(repr, extra[:5]))}"
-                            f"{' ...' if len(extra) > 5 else ''}. Drop them, or keep only: {_short(self.feature_names)}.")
+        _refuse_extra(df, self.feature_names, allow, what)
         df = df.copy()
         df.columns = cols
         return self.transform(numeric_matrix(df[self.feature_names], what))
@@ -153,6 +151,15 @@ def numeric_matrix(df, what: str) -> np.ndarray:
         raise DataError(f"{what}: column(s) {', '.join(map(repr, cols[:5]))} have missing or infinite values. "
                         "Fill or drop those rows before training.")
     return X
+
+
+def _refuse_extra(df, used: list, allow, what: str) -> None:
+    """Columns never seen in the training table are refused by name (their values are not read)."""
+    known = {*used, *map(str, allow)}
+    extra = [str(c) for c in df.columns if str(c) not in known]
+    if extra:
+        raise DataError(f"{what} has column(s) the model was not trained on: {', '.join(map(repr, extra[:5]))}"
+                        f"{' ...' if len(extra) > 5 else ''}. Drop them, or keep only: {_short(used)}.")
 
 
 def _plain(v):

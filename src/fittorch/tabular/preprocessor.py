@@ -78,7 +78,9 @@ class TabularPreprocessor:
                                              standardize=self.standardize))
             else:
                 categorical.append(C.fit_categorical(col, name, what, min_frequency=self.min_frequency))
+        ignored = [c for c in frame.columns if c not in used and c != self.target]
         self.state = TabularState(columns=used, numeric=numeric, categorical=categorical, n_rows=len(frame),
+                                  ignored=ignored,
                                   min_frequency=self.min_frequency, missing_indicator=self.missing_indicator,
                                   standardize=self.standardize)
         return self
@@ -93,7 +95,7 @@ class TabularPreprocessor:
         frame = self._check_frame(df, what)
         absent = [c for c in state.columns if c not in frame.columns]
         if absent:
-            raise DataError(f"{what} lacks column(s) {', '.join(map(repr, absent[:8]))}, which the model uses. "
+            raise DataError(f"{what} is missing column(s) {', '.join(map(repr, absent[:8]))}, which the model uses. "
                             f"It needs every one of: {', '.join(state.columns)} (other columns are ignored).")
         parts = [p for spec in state.numeric for p in C.encode_numeric(frame[spec.name], spec, what)]
         numeric = (np.stack(parts, axis=1) if parts else np.zeros((len(frame), 0))).astype(np.float32)

@@ -62,6 +62,8 @@ class TabularState(_Strict):
     columns: list[str] = Field(description="every input column used, in the order of the training table")
     numeric: list[NumericColumn] = Field(default_factory=list)
     categorical: list[CategoricalColumn] = Field(default_factory=list)
+    ignored: list[str] = Field(default_factory=list, description="other columns of the training table (names "
+                                                                 "only: never read)")
     min_frequency: int = Field(1, ge=1)
     missing_indicator: bool = False
     standardize: bool = True
