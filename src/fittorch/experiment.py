@@ -20,7 +20,7 @@ from .callbacks.base import Callback
 from .config import SKLEARN_DATASETS, Config
 from .errors import ConfigError, DataError, ModelError
 from .preprocess import Preprocessing, _plain, numeric_matrix
-from .tabular import TabularPreprocessor
+from .tabular import TabularPreprocessor, n_rows
 
 __all__ = ["Experiment", "Preprocessing", "Splits", "build_experiment", "build_model", "build_trainer",
            "prepare_data", "numeric_matrix", "import_target"]
@@ -185,11 +185,6 @@ def prepare_data(cfg: Config) -> tuple[Preprocessing, Splits]:
     splits.sizes = {k: (0 if v is None else n_rows(v[0])) for k, v in
                     (("train", splits.train), ("val", splits.val), ("test", splits.test))}
     return prep, splits
-
-
-def n_rows(X) -> int:
-    """Rows of the model's inputs: one array, or a dict of arrays."""
-    return len(next(iter(X.values()))) if isinstance(X, dict) else len(X)
 
 
 def _split(idx, frac, strat, seed):

@@ -31,7 +31,7 @@ def run(args) -> int:
     import json
 
     from ._data import labelled_data, note_unknown
-    from ..experiment import n_rows
+    from ..tabular import n_rows
     from ..runs import check_run_dir, load_run
 
     run_dir = check_run_dir(args.run_dir)

@@ -219,3 +219,8 @@ class TabularPreprocessor:
         if not used:
             raise DataError(f"{what}: no columns are left to learn from (ignored: {sorted(skip)}).")
         return used
+
+
+def n_rows(inputs) -> int:
+    """Rows of the model's inputs: one array, or a dict of arrays (as ``transform`` returns)."""
+    return len(next(iter(inputs.values()))) if isinstance(inputs, dict) else len(inputs)
