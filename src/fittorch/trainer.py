@@ -112,6 +112,7 @@ class Trainer:
         self.output_kind: OutputKind | None = None
         self.n_features_in: int | None = None
         self.feature_names: list[str] | None = None  # DataFrame column names seen at fit
+        self.preprocess = None  # a fittorch.tabular.TabularPreprocessor given to fit(preprocess=...)
         self.classes: list | None = None  # the original class labels; index i is class i
         self.checkpoint_dir: str | None = None
         self.fit_params: dict = {}  # this fit's batch_size, shuffle, drop_last, n_train, n_batches
@@ -131,7 +132,8 @@ class Trainer:
         return self.state.history
 
     def fit(self, train, val=None, *, epochs: int = 10, batch_size: int = 32, shuffle: bool = True,
-            drop_last: bool = False, val_batch_size: int | None = None, resume=None, num_workers: int = 0) -> History:
+            drop_last: bool = False, val_batch_size: int | None = None, resume=None, num_workers: int = 0,
+            preprocess=None) -> History:
         """Train for ``epochs`` more epochs (with ``resume``: up to ``epochs`` in total).
 
         ``train`` is an ``(X, y)`` pair, a Dataset, a DataLoader or ``fittorch.data.stream_file(...)``;
@@ -139,7 +141,14 @@ class Trainer:
         stratified for classification). Text or non-contiguous class labels are encoded to
         0..C-1; ``trainer.classes`` keeps the originals. ``num_workers``: DataLoader worker
         processes for a Dataset. Validation runs after every epoch, in eval mode, without gradients.
+        ``preprocess``: a :class:`fittorch.tabular.TabularPreprocessor` for raw ``(DataFrame, y)``
+        pairs (text, gaps); fitted on ``train`` unless already fitted, then used by evaluate/predict.
         """
+        if preprocess is not None:  # raw tables: fittorch.tabular encodes them (docs/data.md)
+            from .tabular import encode_pair
+
+            self.preprocess = preprocess
+            train, val = encode_pair(preprocess, train, fit=True), encode_pair(preprocess, val)
         validation.check_num_workers(num_workers)
         keep = self.classes if self.state.status != "created" else None
         fd = prepare_fit(train, val, loss_info=self.loss_info, seed=self.seed, classes=keep,
@@ -186,6 +195,10 @@ class Trainer:
     def evaluate(self, data, *, batch_size: int = 1024) -> dict:
         """Loss and metrics over ``data`` (an ``(X, y)`` pair, Dataset or DataLoader)."""
         self._check_fitted("evaluate")
+        if self.preprocess is not None:
+            from .tabular import encode_pair
+
+            data = encode_pair(self.preprocess, data)
         src = make_source(data, target_dtype=target_dtype(self.loss_info), role="evaluation",
                           loss_info=self.loss_info, classes=self.classes, device=self.device)
         src = self.dist.prepare_source(src, role="evaluation", seed=self.seed)
@@ -209,6 +222,8 @@ class Trainer:
         if labels and (self.output_kind is None or self.output_kind.task == "regression"):
             raise ConfigError("predict(labels=True) needs a classification model (cross_entropy, nll, bce); "
                               "this one is a regression model. Call predict(X) for its outputs.")
+        if self.preprocess is not None and type(X).__name__ == "DataFrame":
+            X = self.preprocess.transform(X, what="X (predict)")
         src = make_source(X, role="predict", require_target=False, device=self.device)
         validation.check_source(src, "predict")
         self._check_features(src, "predict")
@@ -245,6 +260,8 @@ class Trainer:
         meta = {"loss": getattr(self.loss_info, "name", None), "n_features_in": self.n_features_in,
                 "output_kind": vars(self.output_kind) if self.output_kind else None,
                 "classes": self.classes, "feature_names": self.feature_names}
+        if self.preprocess is not None and self.preprocess.state is not None:
+            meta["tabular"] = self.preprocess.to_dict()  # read back: TabularPreprocessor.from_dict(...)
         meta.update(metadata or {})
         return save_model(self.model, path, metadata=meta)
 

@@ -224,3 +224,22 @@ class TabularPreprocessor:
 def n_rows(inputs) -> int:
     """Rows of the model's inputs: one array, or a dict of arrays (as ``transform`` returns)."""
     return len(next(iter(inputs.values()))) if isinstance(inputs, dict) else len(inputs)
+
+
+def encode_pair(tab: TabularPreprocessor, data, *, fit: bool = False):
+    """An ``(X DataFrame, y)`` pair as ``(model inputs, y)``, fitting ``tab`` on X first when asked
+    and not yet fitted. A validation fraction (``0.2``) or None passes through; so does X that is
+    not a DataFrame (already encoded)."""
+    from ..data.convert import is_frame
+
+    if data is None or isinstance(data, (float, int)):
+        return data
+    if not (isinstance(data, tuple) and len(data) == 2):
+        raise DataTypeError(f"preprocess= encodes (X DataFrame, y) pairs; got a {type(data).__name__}. Pass "
+                            "(df, y), or encode yourself with tab.transform(df) for Datasets and loaders.")
+    X, y = data
+    if not is_frame(X):
+        return data
+    if fit and tab.state is None:
+        tab.fit(X)
+    return tab.transform(X), y
