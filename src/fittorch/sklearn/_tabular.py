@@ -67,7 +67,21 @@ def predict_inputs(est, X):
 
 
 def dense(X):
-    """``X`` itself, or a dense copy of a scipy sparse matrix (refused when too large)."""
+    """``X`` itself, or a dense copy of a scipy sparse matrix (refused when too large).
+
+    A DataFrame on this (array) path must hold numbers only; a text column is refused by name.
+    """
+    if is_frame(X):
+        import pandas as pd
+
+        text = [str(c) for c, col in X.items() if not pd.api.types.is_numeric_dtype(col.dtype)
+                and not pd.api.types.is_bool_dtype(col.dtype)]
+        if text:
+            example = X[text[0]].dropna().iloc[:1].tolist()
+            raise errors.DataTypeError(
+                f"X column(s) {', '.join(map(repr, text[:5]))} hold text (e.g. {example}) "
+                "and preprocess=False keeps sklearn's numbers-only path. Use preprocess='auto' (the default) to "
+                "let fittorch encode categories, or encode them before (OneHotEncoder in a ColumnTransformer).")
     if not hasattr(X, "tocsr") or not hasattr(X, "nnz"):
         return X
     cells = int(X.shape[0]) * int(X.shape[1])
