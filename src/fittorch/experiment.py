@@ -36,6 +36,7 @@ class Splits:
     val: tuple | None = None
     test: tuple | None = None
     sizes: dict = field(default_factory=dict)
+    rows: dict = field(default_factory=dict)  # row positions in data.source of each split (for baselines)
 
 
 # ---------------------------------------------------------------------------------------
@@ -172,7 +173,7 @@ def prepare_data(cfg: Config) -> tuple[Preprocessing, Splits]:
     def part(rows):
         return (tab.transform(X_all.iloc[rows], what=f"data.source {d.source}"), prep.encode(y_np[rows], "data"))
 
-    splits = Splits(train=part(train_idx))
+    splits = Splits(train=part(train_idx), rows={"train": train_idx, "val": val_idx, "test": test_idx})
     if len(val_idx):
         splits.val = part(val_idx)
     if len(test_idx):

@@ -89,6 +89,7 @@ class TorchEstimator(BaseEstimator):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.non_deterministic = self.seed is None
+        tags.input_tags.sparse = True  # made dense (up to _tabular.MAX_DENSE_CELLS), see _tabular.dense
         return tags
 
     # -- fitting ----------------------------------------------------------------------
