@@ -420,3 +420,11 @@ def test_preprocess_option(penguins):
     assert clf.tabular_.categorical_columns == ["island", "sex", "year"] and clf.preprocess.state is None
     num = X.select_dtypes("number").fillna(0.0)
     assert TorchClassifier(epochs=2, device="cpu").fit(num, y).tabular_ is None  # numbers only: the array path
+
+
+def test_a_raw_frame_with_label_gaps_is_refused_with_rows(penguins):
+    X, y = penguins
+    y = y.copy()
+    y.iloc[[2, 5]] = None
+    with pytest.raises(DataError, match=r"target 'y' is empty in 2 of 344 rows \(rows 3, 6"):
+        TorchClassifier(epochs=1, device="cpu").fit(X, y)

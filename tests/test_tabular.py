@@ -175,3 +175,21 @@ def test_the_model_trains_on_raw_rows_through_the_engine():
     new = df.head(4).assign(city=["Oslo", "Lima", "Nowhere", None])
     preds = trainer.predict(tab.transform(new), labels=True)
     assert preds[:2].tolist() == ["north", "south"] and tab.last_unknown["city"]["count"] == 1
+
+
+def test_an_ignored_name_that_is_not_a_column_is_a_typo():
+    with pytest.raises(DataError, match="has no column 'ctiy'. Did you mean 'city'"):
+        TabularPreprocessor(ignore=["ctiy"]).fit(table())
+
+
+def test_trainer_fit_takes_true_or_a_preprocessor():
+    import fittorch as ft
+
+    df = table(60).drop(columns=["city", "code", "member", "grade"]).assign(size2=lambda d: d["size"] ** 2)
+    df.loc[::5, "size"] = np.nan
+    y = (df["size2"] > 100).astype(int).to_numpy()
+    trainer = ft.Trainer(ft.MLP(2, [8], 2), progress=False)
+    trainer.fit((df, y), epochs=2, preprocess=True)  # numbers with gaps: one float matrix, filled
+    assert trainer.predict(df).shape == (60, 2)
+    with pytest.raises(ConfigError, match="preprocess='yes'"):
+        ft.Trainer(ft.MLP(2, [8], 2), progress=False).fit((df, y), epochs=1, preprocess="yes")

@@ -161,7 +161,9 @@ def prepare_data(cfg: Config) -> tuple[Preprocessing, Splits]:
     idx, val_idx = _split(idx, val_frac / (1.0 - test_frac) if val_frac else 0.0,
                           None if strat is None else strat[idx], cfg.seed)
     train_idx = idx
-    tab = TabularPreprocessor(numeric=d.numeric, categorical=d.categorical, ignore=d.ignore,
+    # with data.features the other columns are already gone: an ignore entry for them is moot
+    ignore = [c for c in d.ignore if d.features is None or c in X_all.columns]
+    tab = TabularPreprocessor(numeric=d.numeric, categorical=d.categorical, ignore=ignore,
                               min_frequency=d.min_frequency, missing_indicator=d.missing_indicator,
                               standardize=d.standardize)
     tab.fit(X_all.iloc[train_idx], what=f"data.source {d.source}")

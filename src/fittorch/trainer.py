@@ -145,10 +145,10 @@ class Trainer:
         pairs (text, gaps); fitted on ``train`` unless already fitted, then used by evaluate/predict.
         """
         if preprocess is not None:  # raw tables: fittorch.tabular encodes them (docs/data.md)
-            from .tabular import encode_pair
+            from .tabular import as_preprocessor, encode_pair
 
-            self.preprocess = preprocess
-            train, val = encode_pair(preprocess, train, fit=True), encode_pair(preprocess, val)
+            self.preprocess = as_preprocessor(preprocess)
+            train, val = encode_pair(self.preprocess, train, fit=True), encode_pair(self.preprocess, val)
         validation.check_num_workers(num_workers)
         keep = self.classes if self.state.status != "created" else None
         fd = prepare_fit(train, val, loss_info=self.loss_info, seed=self.seed, classes=keep,

@@ -110,6 +110,11 @@ def check_y(y, n: int, *, numeric: bool):
     """``y`` checked as sklearn's validate_data would (finite, same length as X)."""
     from sklearn.utils.validation import check_array
 
+    import pandas as pd
+
+    from fittorch.data.files import check_target_complete
+
+    check_target_complete(pd.Series(np.asarray(y).reshape(len(y), -1)[:, 0]), "y", "y")
     y = check_array(y, ensure_2d=False, dtype="numeric" if numeric else None, input_name="y")
     if len(y) != n:  # as sklearn words it, through fittorch's error type
         raise errors.DataError(f"X has {n} rows but y has {len(y)}; they must match.")

@@ -9,7 +9,7 @@ output. See docs/data.md ("Raw tables").
 from __future__ import annotations
 
 from .columns import TabularWarning
-from .preprocessor import TabularPreprocessor, encode_pair, n_rows
+from .preprocessor import TabularPreprocessor, as_preprocessor, encode_pair, n_rows
 from .schema import FORMAT, TabularState, parse_state
 
-__all__ = ["FORMAT", "TabularPreprocessor", "encode_pair", "TabularState", "TabularWarning", "n_rows", "parse_state"]
+__all__ = ["FORMAT", "TabularPreprocessor", "as_preprocessor", "encode_pair", "TabularState", "TabularWarning", "n_rows", "parse_state"]

@@ -71,7 +71,12 @@ def level_keys(col) -> tuple[np.ndarray, np.ndarray]:
     values = col.astype(object).to_numpy() if isinstance(col.dtype, pd.CategoricalDtype) else col.to_numpy()
     keys = np.empty(len(values), dtype=object)
     present = values[~missing]
-    keys[~missing] = [_key(v) for v in present] if present.dtype == object else _number_keys(present)
+    if present.dtype != object:
+        keys[~missing] = _number_keys(present)
+    elif pd.api.types.infer_dtype(present, skipna=False) == "string":
+        keys[~missing] = present  # plain text: the values are the keys
+    else:
+        keys[~missing] = [_key(v) for v in present]
     keys[missing] = None
     return keys, missing
 

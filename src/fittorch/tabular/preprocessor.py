@@ -206,9 +206,8 @@ class TabularPreprocessor:
     def _used_columns(self, frame, what: str) -> list[str]:
         names = list(frame.columns)
         wanted = self.columns if self.columns is not None else names
-        listed = [*wanted, *self.numeric, *self.categorical] if self.columns is not None \
-            else [*self.numeric, *self.categorical]
-        absent = [c for c in dict.fromkeys(listed) if c not in names and c not in self.ignore]
+        listed = [*(self.columns or ()), *self.numeric, *self.categorical, *self.ignore]
+        absent = [c for c in dict.fromkeys(listed) if c not in names]
         if absent:
             from ..errors import did_you_mean
 
@@ -224,6 +223,16 @@ class TabularPreprocessor:
 def n_rows(inputs) -> int:
     """Rows of the model's inputs: one array, or a dict of arrays (as ``transform`` returns)."""
     return len(next(iter(inputs.values()))) if isinstance(inputs, dict) else len(inputs)
+
+
+def as_preprocessor(preprocess) -> TabularPreprocessor:
+    """``preprocess=`` of ``Trainer.fit``: a TabularPreprocessor, or True for a default one."""
+    if preprocess is True:
+        return TabularPreprocessor()
+    if not isinstance(preprocess, TabularPreprocessor):
+        raise ConfigError(f"preprocess={preprocess!r}; expected a fittorch.tabular.TabularPreprocessor (fitted, or "
+                          "fitted on train's X here) or True for one with default settings.")
+    return preprocess
 
 
 def encode_pair(tab: TabularPreprocessor, data, *, fit: bool = False):
