@@ -54,7 +54,7 @@ def test_execute_writes_a_complete_run_directory(tmp_path):
     meta = json.loads((run_dir / "model.json").read_text())
     assert meta["classes"] == ["setosa", "versicolor", "virginica"]
     assert meta["feature_names"][0] == "sepal length (cm)"
-    assert len(meta["preprocessing"]["mean"]) == 4 and meta["spec"]["type"] == "mlp"
+    assert len(meta["preprocessing"]["tabular"]["numeric"]) == 4 and meta["spec"]["type"] == "mlp"
     assert len((run_dir / "metrics.csv").read_text().splitlines()) == 6
 
     # the bundle rebuilds model + preprocessing: same outputs, same test metrics
