@@ -325,3 +325,11 @@ def test_load_xy_never_inspects_unselected_columns(tmp_path):
     assert list(X.columns) == ["x"] and y.tolist() == [0, 1]
     with pytest.raises(ft.DataTypeError, match="'text'"):
         load_xy(tmp_path / "t.csv", "y")
+
+
+def test_a_csv_that_is_not_utf8_is_explained(tmp_path):
+    from fittorch.data.files import read_table
+
+    (tmp_path / "latin.csv").write_bytes("name,city\nJosé,Köln\n".encode("latin-1"))
+    with pytest.raises(DataError, match=r"is not UTF-8 text \(it holds the byte b'\\xe9'.*iconv -f latin1"):
+        read_table(tmp_path / "latin.csv")

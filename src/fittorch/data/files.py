@@ -56,7 +56,15 @@ def read_table(path):
     suffix = p.suffix.lower()
     try:
         if suffix == ".csv":
-            return pd.read_csv(p, **csv_dialect(p))
+            try:
+                return pd.read_csv(p, **csv_dialect(p))
+            except UnicodeDecodeError as exc:
+                from ..errors import DataError
+
+                raise DataError(
+                    f"{str(p)!r} is not UTF-8 text (it holds the byte {exc.object[exc.start:exc.start + 1]!r}, "
+                    "which UTF-8 does not allow there); fittorch reads CSV files as UTF-8. Save it as UTF-8 (Excel: 'CSV UTF-8'), "
+                    f"or convert it, e.g. iconv -f latin1 -t utf-8 {p.name} > {p.stem}-utf8.csv") from None
         if suffix in (".parquet", ".pq"):
             return pd.read_parquet(p)
         with np.load(p, allow_pickle=False) as npz:
