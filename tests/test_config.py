@@ -140,3 +140,18 @@ def test_resolved_config_round_trips(tmp_path):
     again = load_config(p)
     assert again.to_dict() == cfg.to_dict()
     assert isinstance(again, Config)
+
+
+def test_the_column_role_keys_are_checked():
+    from fittorch.config import validate as check
+
+    with pytest.raises(ConfigError, match=r"data.numeric and data.categorical both list \['a'\]"):
+        check({"data": {"source": "x.csv", "target": "y", "numeric": ["a"], "categorical": ["a"]}})
+    with pytest.raises(ConfigError, match="'b', which is not in data.features"):
+        check({"data": {"source": "x.csv", "target": "y", "features": ["a"], "categorical": ["b"]}})
+    with pytest.raises(ConfigError, match="data.target 'y' is also listed as an input column"):
+        check({"data": {"source": "x.csv", "target": "y", "categorical": ["y"]}})
+    with pytest.raises(ConfigError, match="min_frequency"):
+        check({"data": {"source": "x.csv", "min_frequency": 0}})
+    with pytest.raises(ConfigError, match="embedding_dims"):
+        check({"data": {"source": "x.csv"}, "model": {"embedding_dims": {"zip": -1}}})

@@ -54,6 +54,11 @@ class DataConfig(_Section):
         both = sorted(set(self.numeric or ()) & set(self.categorical or ()))
         if both:
             raise ValueError(f"data.numeric and data.categorical both list {both}; put each column in one")
+        outside = [c for c in (*(self.numeric or ()), *(self.categorical or ())) if self.features is not None
+                   and c not in self.features]
+        if outside:
+            raise ValueError(f"data.numeric/data.categorical name {outside[0]!r}, which is not in data.features; "
+                             "add it there or remove it")
         if self.target is not None and self.target in [*(self.numeric or ()), *(self.categorical or ()),
                                                         *(self.features or ())]:
             raise ValueError(f"data.target {self.target!r} is also listed as an input column; remove it there")
