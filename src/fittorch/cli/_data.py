@@ -34,7 +34,8 @@ def labelled_data(cfg, prep, data: str | None):
         pair = getattr(splits, which)
         if pair is None:
             raise DataError("This run has no test or validation split; pass a labelled DATA file.")
-        return f"{which} split of {cfg.data.source}", pair[0], pair[1]
+        own_file = getattr(cfg.data, which)  # data.test / data.val: a file of its own
+        return (f"data.{which} {own_file}" if own_file else f"{which} split of {cfg.data.source}"), pair[0], pair[1]
     if data.startswith("sklearn:"):
         df, y = _sklearn_frame(cfg, prep, data)
         return data, prep.frame_to_X(df, data), prep.encode(np.asarray(y), data)
