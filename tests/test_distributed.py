@@ -24,7 +24,8 @@ import torch
 
 import fittorch as ft
 from fittorch.data import InMemoryData, LoaderData
-from fittorch.distributed import DistContext, ShardSampler, shard_order, strip_nproc
+from fittorch.data.order import shard_order
+from fittorch.distributed import DistContext, ShardSampler, strip_nproc
 from fittorch.errors import CheckpointError, ConfigError
 
 SRC = Path(__file__).resolve().parents[1] / "src"
@@ -71,7 +72,7 @@ def run(name, data, batch_size, val=None, **kw):
 # 1. In-memory fast path, per-rank batch 16 = global batch 32, with validation.
 t = run("memory", (X, y), 16, val=(Xv, yv))
 results["rank"], results["world_size"] = t.dist.rank, t.dist.world_size
-results["ddp"] = type(t.parts.model).__name__
+results["ddp"] = type(t.step.model).__name__
 results["user_model"] = type(t.model).__name__
 results["evaluate"] = t.evaluate((Xv, yv))
 results["evaluate_one"] = t.evaluate((Xv[:1], yv[:1]))  # rank 1's shard is empty
@@ -434,7 +435,7 @@ def test_single_process_trainer_is_not_wrapped(small_clf_data, mlp_factory):
     X, y = small_clf_data
     t = ft.Trainer(mlp_factory(), progress=False)
     t.fit((X, y), epochs=1)
-    assert t.parts.model is t.model and t.parts.no_sync is None and not t.dist.enabled
+    assert t.step.model is t.model and t.step.no_sync is None and not t.dist.enabled
 
 
 def test_world_size_mismatch_is_refused():

@@ -50,8 +50,9 @@ def test_each_step_is_forward_loss_zero_grad_backward_step():
     X = torch.randn(10, 4)
     y = torch.randint(0, 2, (10,))
     trainer.fit((X, y), epochs=1, batch_size=4)
-    train_calls = [c for c in log if not (isinstance(c, tuple) and c[0] == "forward" and not c[1])]
-    # the first entry is the dry forward in eval mode (filtered above); 3 batches follow
+    # first the dry run in eval mode without grad: forward and the custom loss, checked once
+    assert log[:2] == [("forward", False, False), "loss"]
+    train_calls = log[2:]
     one_step = [("forward", True, True), "loss", ("zero_grad", True), "backward", "step"]
     assert train_calls == one_step * 3
 

@@ -8,7 +8,6 @@ import torch
 
 import fittorch as ft
 from fittorch.callbacks import Callback
-from fittorch.step import train_step
 
 from conftest import make_mlp
 
@@ -55,7 +54,7 @@ def test_zero_grad_frees_gradients_instead_of_writing_zeros(small_clf_data):
     trainer.fit((X, y), epochs=1, batch_size=32)
     before = [p.grad for p in trainer.model.parameters()]
     x, t = torch.from_numpy(X[:32]), torch.from_numpy(y[:32])
-    train_step(trainer.parts, trainer, (x,), t)
+    trainer.step.train_step(((x,), t))
     after = [p.grad for p in trainer.model.parameters()]
     assert all(a is not None for a in after)
     assert all(a is not b for a, b in zip(after, before))  # new tensors: set_to_none, not zero_()
@@ -67,7 +66,7 @@ class _Graphed:
     def __init__(self, result):
         self.result, self.calls = result, 0
 
-    def step(self, parts, trainer, inputs, target):
+    def step(self, step, batch):
         self.calls += 1
         return self.result
 
@@ -78,11 +77,11 @@ def test_a_graphed_step_replaces_the_eager_step_only_when_it_ran(small_clf_data,
     trainer = ft.Trainer(make_mlp(), device="cpu", progress=False)
     trainer.fit((X, y), epochs=1, batch_size=32)
     sentinel = torch.tensor(1.25)
-    trainer.parts.graphed = _Graphed(sentinel if replayed else None)
+    trainer.step.graphed = _Graphed(sentinel if replayed else None)
     weights = [p.detach().clone() for p in trainer.model.parameters()]
-    loss = train_step(trainer.parts, trainer, (torch.from_numpy(X[:32]),), torch.from_numpy(y[:32]))
+    loss = trainer.step.train_step(((torch.from_numpy(X[:32]),), torch.from_numpy(y[:32])))
     unchanged = all(torch.equal(a, b) for a, b in zip(weights, trainer.model.parameters()))
-    assert trainer.parts.graphed.calls == 1
+    assert trainer.step.graphed.calls == 1
     assert (loss is sentinel) == replayed
     assert unchanged == replayed  # None from the graph: the eager step ran and moved the weights
 
@@ -110,14 +109,14 @@ def test_auto_threads_use_one_thread_for_a_small_model_and_restore_the_setting(s
 
 
 def test_fast_zero_grad_clears_every_group_and_respects_a_custom_zero_grad(small_clf_data):
-    from fittorch.step import StepParts, zero_grad
+    from fittorch.step import Step
 
     model = make_mlp()
     groups = [{"params": model[0].parameters()}, {"params": model[2].parameters(), "lr": 1e-4}]
     opt = torch.optim.Adam(groups, lr=1e-3)
     for p in model.parameters():
         p.grad = torch.ones_like(p)
-    zero_grad(StepParts(model=model, loss_fn=None, optimizer=opt))
+    Step().bind(model=model, loss_fn=None, optimizers={"default": opt}).zero_grad()
     assert all(p.grad is None for p in model.parameters())
 
     class Recording(torch.optim.SGD):

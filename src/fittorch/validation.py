@@ -15,7 +15,7 @@ from torch import nn
 from .data import InMemoryData, LoaderData, StreamData, first_tensor
 from .errors import ConfigError, DataError, DataTypeError, ModelError, did_you_mean
 from .losses import LossInfo
-from .metrics import OutputKind
+from .task import OutputKind, check_output_target
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 
@@ -43,6 +43,33 @@ def check_trainer_args(*, precision: str, accumulate_steps: int, nonfinite: str)
         from .errors import unknown_name
 
         raise unknown_name("nonfinite policy", nonfinite, ("stop", "skip", "ignore"))
+
+
+def check_step(step) -> None:
+    """A custom step is a fittorch.Step whose train_step takes (batch, window)."""
+    if step is None:
+        return
+    import inspect
+
+    from .step import Step
+
+    if not isinstance(step, Step):
+        hint = " Did you pass the class? Pass an instance: step=MyStep()." if isinstance(step, type) else ""
+        raise ConfigError(f"step={step!r} is a {type(step).__name__}; expected an instance of a fittorch.Step "
+                          f"subclass.{hint}")
+    params = [p for p in inspect.signature(step.train_step).parameters.values()
+              if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL)]
+    if len(params) < 2 and not any(p.kind is p.VAR_POSITIONAL for p in params):
+        raise ConfigError(
+            f"{type(step).__name__}.train_step takes {len(params)} argument(s) besides self; the loop calls "
+            "train_step(batch, window) (window: the gradient-accumulation position, a fittorch.step.Window). "
+            "Define it as: def train_step(self, batch, window): ..."
+        )
+
+
+def check_val_every_steps(value) -> None:
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 0:
+        raise ConfigError(f"val_every_steps={value!r}; expected an integer >= 0 (0: validate at epoch ends only).")
 
 
 def check_fit_args(*, epochs, batch_size, n_train: int | None, drop_last: bool) -> None:
@@ -96,97 +123,140 @@ def sample_batch(source, n: int = 2):
 
         from .data.loader import split_batch
 
-        collate = getattr(source.loader, "collate_fn", None) or default_collate
+        collate = (source.loader.collate_fn if source.loader is not None else source.collate_fn) or default_collate
         try:
-            return split_batch(collate([source.dataset[i] for i in range(min(n, len(source.dataset)))]))
+            items = [source.dataset[i] for i in range(min(n, len(source.dataset)))]
         except (TypeError, IndexError, KeyError):  # an unusual Dataset: skip the dry forward
             return None
+        try:
+            return split_batch(collate(items))
+        except DataError:
+            raise
+        except (RuntimeError, TypeError, ValueError) as exc:
+            raise collate_failed(items, exc, custom=source.loader is not None) from None
     return None
 
 
-def dry_forward(parts, batch, loss_info: LossInfo | None, device: torch.device) -> OutputKind:
-    """Run the model on a tiny batch (eval mode, no grad) and check output against target."""
+def _shapes(item):
+    if isinstance(item, torch.Tensor):
+        return tuple(item.shape)
+    if isinstance(item, np.ndarray):
+        return item.shape
+    if isinstance(item, dict):
+        return {k: _shapes(v) for k, v in item.items()}
+    if isinstance(item, (tuple, list)):
+        return type(item)(_shapes(v) for v in item)
+    return type(item).__name__
+
+
+def collate_failed(items, exc: Exception, *, custom: bool) -> DataError:
+    """A batch could not be made from a Dataset's items: name their shapes and the fix."""
+    shown = "; ".join(f"item {i}: {_shapes(it)}" for i, it in enumerate(items[:4]))
+    first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    fix = ("Fix the collate_fn for these items." if custom else
+           "Items of different sizes (e.g. variable-length sequences) need a collate_fn that pads them: "
+           "fit(dataset, collate_fn=pad_batch), e.g. with torch.nn.utils.rnn.pad_sequence.")
+    return DataError(f"Could not collate {len(items)} Dataset items into a batch ({shown}): {first}. {fix}")
+
+
+def collate_needs_dataset(data, role: str) -> ConfigError:
+    what = "a DataLoader" if getattr(data, "collate_fn", None) is not None else f"a {type(data).__name__}"
+    return ConfigError(
+        f"collate_fn= applies to a Dataset, which fittorch batches, but the {role} data is {what}. "
+        "Pass the Dataset itself with collate_fn=..., or give your DataLoader its own collate_fn."
+    )
+
+
+def dry_forward(step, batch, loss_info: LossInfo | None, device: torch.device,
+                task: str | None = None) -> OutputKind:
+    """Run the step's forward (and loss) on a tiny batch (eval mode, no grad); check output against target."""
     from .data import map_structure
-    from .step import forward
+    from .errors import FittorchError
+    from .outputs import describe, select
 
     inputs, target = batch
     inputs = map_structure(lambda t: t.to(device), inputs)
-    model = parts.model
+    target = None if target is None else target.to(device)
+    batch = (inputs, target)
+    model = step.model
     was_training = model.training
     model.eval()
     try:
         with torch.no_grad():
-            output = forward(parts, inputs)
-    except (RuntimeError, TypeError, ValueError, IndexError) as exc:
-        x = first_tensor(inputs)
-        first_layer = next((m for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d))), None)
-        expect = ""
-        if isinstance(first_layer, nn.Linear):
-            expect = f" The model's first Linear layer expects {first_layer.in_features} features"
-            if x.ndim >= 2:
-                expect += f"; the data has {x.shape[-1]}"
-            expect += "."
-        raise ModelError(
-            f"The model failed on a sample batch of shape {tuple(x.shape)} (dtype {x.dtype}): "
-            f"{str(exc).splitlines()[0]}.{expect} Make the model's input size match the data's features."
-        ) from None
+            try:
+                output = step.forward(batch)
+            except FittorchError:
+                raise
+            except (RuntimeError, TypeError, ValueError, IndexError, KeyError, AttributeError) as exc:
+                raise forward_failed(model, inputs, exc, step) from None
+            kind = check_output_target(select(output, step.output_key).float()
+                                       if step.loss_fn is not None or step.output_key is not None
+                                       else _selected_or_loss(output), target, loss_info, task)
+            if target is not None and (loss_info is None or type(step).compute_loss is not _default_loss()):
+                try:
+                    step.compute_loss(batch, output)
+                except FittorchError:
+                    raise
+                except (RuntimeError, TypeError, ValueError, IndexError, KeyError, AttributeError) as exc:
+                    raise ModelError(
+                        f"The loss failed on a sample batch (the model returned {describe(output)}; target of "
+                        f"shape {tuple(target.shape)}, dtype {target.dtype}): {type(exc).__name__}: "
+                        f"{str(exc).splitlines()[0] if str(exc) else ''}. Check the loss against what the model "
+                        "returns (a custom loss gets the output as returned: a tuple, dict or dataclass as is)."
+                    ) from None
     finally:
         model.train(was_training)
-    if not isinstance(output, torch.Tensor):
-        raise ModelError(f"The model returned a {type(output).__name__}; expected a tensor of outputs.")
-    return check_output_target(output, target, loss_info)
+    return kind
 
 
-def check_output_target(output: torch.Tensor, target, loss_info: LossInfo | None) -> OutputKind:
-    if target is None:
-        return _guess_kind(output, None, loss_info)
-    target = target.to(output.device)
-    if loss_info is not None and loss_info.target == "class_index":
-        if target.is_floating_point():
-            raise DataTypeError(
-                f"The loss '{loss_info.name}' expects integer class indices as targets, but y has dtype "
-                f"{target.dtype}. Pass integer labels (e.g. y.astype('int64')), or use 'mse' for regression."
-            )
-        if output.ndim < 2 or output.ndim != target.ndim + 1:
-            raise ModelError(
-                f"The model outputs shape {tuple(output.shape)} for a batch whose targets have shape "
-                f"{tuple(target.shape)}, but '{loss_info.name}' expects outputs [N, num_classes] for targets [N]. "
-                "End the model with nn.Linear(hidden, num_classes)."
-            )
-        return OutputKind("multiclass", num_classes=int(output.shape[1]))
-    if loss_info is not None and loss_info.target == "float":
-        if not target.is_floating_point() and loss_info.task == "regression":
-            raise DataTypeError(
-                f"The loss '{loss_info.name}' is a regression loss, but y holds integers (dtype {target.dtype}), "
-                "which look like class labels. For classification use loss='cross_entropy'; for regression "
-                "pass float targets (y.astype('float32'))."
-            )
-        if output.shape != target.shape:
-            fix = ""
-            if output.numel() == target.numel():
-                fix = (f" Reshape y to match (e.g. y.reshape{tuple([-1] + list(output.shape[1:]))}), "
-                       "or make the model return the target's shape (e.g. output.squeeze(-1)).")
-            raise ModelError(
-                f"The model outputs shape {tuple(output.shape)} but the targets have shape {tuple(target.shape)}; "
-                f"'{loss_info.name}' needs them equal (torch would broadcast them silently and train on the "
-                f"wrong loss).{fix}"
-            )
-        if loss_info.task == "binary":
-            return OutputKind("binary", logits=loss_info.name == "bce_with_logits")
-        return OutputKind("regression")
-    return _guess_kind(output, target, loss_info)
+def _default_loss():
+    from .step import Step
+
+    return Step.compute_loss
 
 
-def _guess_kind(output, target, loss_info) -> OutputKind:
-    if loss_info is not None:
-        if loss_info.target == "class_index":
-            return OutputKind("multiclass", num_classes=int(output.shape[1]) if output.ndim > 1 else 0)
-        if loss_info.task == "binary":
-            return OutputKind("binary", logits=loss_info.name == "bce_with_logits")
-        return OutputKind("regression")
-    if target is not None and not target.is_floating_point() and output.ndim == target.ndim + 1:
-        return OutputKind("multiclass", num_classes=int(output.shape[1]))
-    return OutputKind("regression")
+def _selected_or_loss(output):
+    """loss=None: the logits when the output has them, else the model's loss (no metrics then)."""
+    from .outputs import model_loss, select
+
+    try:
+        return select(output).float()
+    except ModelError:
+        return model_loss(output).detach().reshape(1, 1).float()
+
+
+def forward_failed(model, inputs, exc: Exception, step) -> ModelError:
+    """Why the model failed on a sample batch: a keyword mismatch or a size mismatch, said as such."""
+    import inspect
+
+    first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    x = first_tensor(inputs)
+    given = (f"keyword inputs {list(inputs)}" if isinstance(inputs, dict)
+             else f"{len(inputs)} positional input(s) of shape(s) {[tuple(t.shape) for t in inputs]}")
+    if step.label_key is not None:
+        given += f" and the target as {step.label_key}="
+    if isinstance(exc, TypeError) and ("argument" in first or "positional" in first):
+        try:
+            accepted = list(inspect.signature(model.forward).parameters)
+        except (TypeError, ValueError):
+            accepted = []
+        return ModelError(
+            f"{type(model).__name__}.forward could not be called with {given}: {first}. Its parameters are "
+            f"{accepted}. Name the dict keys after forward's parameters, or override Step.forward(batch) to "
+            "choose which keys go to the model."
+        )
+    expect = ""
+    first_layer = next((m for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d))), None)
+    shape_error = any(s in first for s in ("shape", "size", "mat1", "dimension"))
+    if shape_error and isinstance(first_layer, nn.Linear):
+        expect = f" The model's first Linear layer expects {first_layer.in_features} features"
+        if x.ndim >= 2:
+            expect += f"; the data has {x.shape[-1]}"
+        expect += ". Make the model's input size match the data's features."
+    return ModelError(
+        f"The model failed on a sample batch ({given}; first tensor dtype {x.dtype}): "
+        f"{type(exc).__name__}: {first}.{expect}"
+    )
 
 
 def check_class_range(source, kind: OutputKind, role: str, classes: list | None = None) -> None:
@@ -356,7 +426,7 @@ def check_target(y: np.ndarray, loss_info: LossInfo | None, name: str) -> None:
             f"{name} holds text labels (e.g. {y.reshape(-1)[0]!r}), but the loss '{loss_info.name}' is a "
             "regression loss that needs numbers. For classification use loss='cross_entropy'."
         )
-    if loss_info.target == "class_index" and y.dtype.kind == "f":
+    if loss_info.target == "class_index" and y.dtype.kind == "f" and y.ndim == 1:
         finite = np.isfinite(y)
         if finite.all() and not np.equal(np.mod(y, 1), 0).all():
             example = y.reshape(-1)[np.flatnonzero(np.mod(y.reshape(-1), 1) != 0)[0]]
