@@ -130,3 +130,95 @@ def test_fast_zero_grad_clears_every_group_and_respects_a_custom_zero_grad(small
     ft.Trainer(make_mlp(), optimizer=Recording, lr=0.1, device="cpu", progress=False).fit((X, y), epochs=1,
                                                                                          batch_size=50)
     assert Recording.calls == [True] * 4  # one per step, through the optimizer's own method
+
+
+# -- the replaceable step -----------------------------------------------------------------------
+def _blobs(n=240, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    X = torch.randn(n, 8, generator=g)
+    y = (X[:, 0] + X[:, 1] > 0).long() + (X[:, 2] > 0.5).long()
+    return X, y
+
+
+def test_default_step_equals_a_hand_written_step_subclass_bit_for_bit():
+    """Level (c): a train_step written out by hand with the helpers gives the default step's bits."""
+    class HandWritten(ft.Step):
+        def train_step(self, batch, window):
+            with self.autocast():
+                output = self.forward(batch)
+                loss = self.compute_loss(batch, output)
+            self.zero_grad()
+            self.backward(loss)
+            self.optimizer_step(loss=loss)
+            return loss.detach()
+
+    X, y = _blobs()
+    runs = []
+    for step in (None, HandWritten()):
+        t = ft.Trainer(make_mlp(), step=step, seed=1, progress=False, metrics=[])
+        t.fit((X, y), epochs=2, batch_size=32)
+        runs.append(t)
+    assert runs[0].history["train_loss"] == runs[1].history["train_loss"]
+    assert all(torch.equal(a, b) for a, b in zip(runs[0].model.parameters(), runs[1].model.parameters()))
+
+
+def test_compute_loss_sees_the_inputs_and_forward_chooses_the_keys():
+    """Level (a): a loss that needs the inputs (per-sample weights); level (b): keys for the model."""
+    seen = {}
+
+    class Weighted(ft.Step):
+        def forward(self, batch):
+            inputs, _ = batch
+            return self.model(inputs["x"])  # "weight" is not a model input
+
+        def compute_loss(self, batch, output):
+            inputs, target = batch
+            seen["keys"] = sorted(inputs)
+            per_sample = torch.nn.functional.cross_entropy(output, target, reduction="none")
+            return (per_sample * inputs["weight"]).sum() / inputs["weight"].sum()
+
+    X, y = _blobs()
+    w = torch.ones(len(y))
+    t = ft.Trainer(make_mlp(), step=Weighted(), task="multiclass", lr=1e-2, progress=False)
+    h = t.fit(({"x": X, "weight": w}, y), val=({"x": X, "weight": w}, y), epochs=10, batch_size=32)
+    assert seen["keys"] == ["weight", "x"]
+    assert h[-1]["val_accuracy"] > 0.75  # "accuracy": the task was given, although the loss is custom
+    assert h[-1]["train_loss"] < h[0]["train_loss"]
+
+
+def test_a_step_class_instead_of_an_instance_is_refused():
+    with pytest.raises(ft.ConfigError, match=r"step=.* is a type; expected an instance .*Pass an instance: step=MyStep\(\)"):
+        ft.Trainer(make_mlp(), step=ft.Step, progress=False)
+    with pytest.raises(ft.ConfigError, match=r"is a function; expected an instance of a fittorch.Step subclass"):
+        ft.Trainer(make_mlp(), step=lambda batch: batch, progress=False)
+
+
+def test_a_train_step_without_the_window_argument_is_refused_with_the_signature():
+    class OneArg(ft.Step):
+        def train_step(self, batch):
+            return torch.zeros(())
+
+    with pytest.raises(ft.ConfigError, match=r"OneArg.train_step takes 1 argument\(s\).*def train_step\(self, batch, window\)"):
+        ft.Trainer(make_mlp(), step=OneArg(), progress=False)
+
+
+def test_a_failing_custom_loss_is_caught_by_the_dry_run_naming_the_output():
+    X, y = _blobs()
+    t = ft.Trainer(make_mlp(), loss=lambda out, y: out["logits"].sum(), progress=False)
+    with pytest.raises(ft.ModelError, match=r"The loss failed on a sample batch \(the model returned a tensor of "
+                                            r"shape \(2, 3\); target of shape \(2,\).*IndexError"):
+        t.fit((X, y), epochs=1)
+
+
+def test_the_trainer_binds_the_step_once_with_every_part():
+    """No component patches the step: what it holds comes from the Trainer's one bind."""
+    from fittorch.callbacks import GradientClipping
+
+    clip = GradientClipping(max_norm=1.0)
+    t = ft.Trainer(make_mlp(), callbacks=[clip], nonfinite="skip", progress=False)
+    X, y = _blobs()
+    t.fit((X, y), epochs=1)
+    s = t.step
+    assert s.model is t.model and s.optimizers == {"default": t.optimizer} and s.host is t
+    assert s.after_backward == (clip,)
+    assert s.skip_step.__self__ is next(cb for cb in t.callbacks if isinstance(cb, ft.NonFiniteGuard))

@@ -36,11 +36,14 @@ class GradientClipping(Callback):
         self.max_norm, self.max_value, self.norm_type = max_norm, max_value, float(norm_type)
         self._params: list[torch.Tensor] = []
         self._norms: list[torch.Tensor] = []
+        self._resumed: list[torch.Tensor] = []
         self.nonfinite_steps: list[tuple[int, int]] = []  # (epoch, batch) of steps with a non-finite norm
 
     def on_fit_start(self, trainer) -> None:
         self._params = {}
-        self._norms = []
+        device = trainer.device
+        self._norms = [n.to(device) for n in self._resumed]  # a mid-epoch resume keeps the epoch's norms
+        self._resumed = []
 
     def on_after_backward(self, trainer) -> None:
         opt = trainer.step.stepping  # the optimizer about to step: with several, each is clipped apart
@@ -78,3 +81,11 @@ class GradientClipping(Callback):
             self.nonfinite_steps.append((int(row["epoch"]), len(norms) - len(finite)))
         trainer.add_to_history(row, grad_norm=sum(finite) / len(finite) if finite else float("nan"),
                    grad_norm_max=max(finite) if finite else float("nan"))
+
+    def state_dict(self) -> dict:
+        """The current epoch's per-step norms, so a mid-epoch resume logs the same grad_norm."""
+        return {"norms": torch.stack(self._norms).detach().cpu()} if self._norms else {}
+
+    def load_state_dict(self, state: dict) -> None:
+        norms = state.get("norms")
+        self._resumed = [] if norms is None else list(norms.unbind(0))
