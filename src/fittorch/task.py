@@ -78,7 +78,7 @@ def infer_kind(output: torch.Tensor, target, loss_info, task: str | None = None)
         else:
             task = "regression"
     if task == "multiclass":
-        if output.ndim < 2:
+        if output.ndim < 2 or output.shape[1] < 2:
             raise ModelError(
                 f"task 'multiclass' needs outputs [N, num_classes], but the model outputs shape "
                 f"{tuple(output.shape)}. End the model with nn.Linear(hidden, num_classes), or pass "

@@ -32,7 +32,7 @@ def split_fraction(source, fraction: float, *, seed: int, stratify: bool, classe
 
         train_idx, val_idx = _split_indices(len(source), fraction, seed, None, None)
         common = {"num_workers": source.num_workers, "pin_memory": source.pin_memory,
-                  "target_dtype": source.target_dtype}
+                  "target_dtype": source.target_dtype, "collate_fn": source.collate_fn.fn}
         return (LoaderData(Subset(source.dataset, train_idx.tolist()), **common),
                 LoaderData(Subset(source.dataset, val_idx.tolist()), **common))
     raise validation.cannot_split(source, fraction)
