@@ -92,11 +92,11 @@ def to_tensor(value, dtype: torch.dtype | None = None, *, name: str = "X") -> to
 
 
 def map_structure(fn, inputs):
-    """Apply ``fn`` to a tensor, or to each tensor of a tuple/list/dict of tensors."""
+    """Apply ``fn`` to a tensor, or to each tensor of a (nested) tuple/list/dict of tensors."""
     if isinstance(inputs, dict):
-        return {k: fn(v) for k, v in inputs.items()}
+        return {k: map_structure(fn, v) for k, v in inputs.items()}
     if isinstance(inputs, (tuple, list)):
-        return tuple(fn(v) for v in inputs)
+        return tuple(map_structure(fn, v) for v in inputs)
     return fn(inputs)
 
 

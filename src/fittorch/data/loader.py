@@ -57,8 +57,8 @@ def split_batch(batch):
     if isinstance(batch, (tuple, list)):
         if len(batch) == 1:
             return (batch[0],), None
-        if len(batch) == 2:
-            return (batch[0],), batch[1]
+        if len(batch) == 2:  # (inputs, target); a dict of inputs becomes model(**inputs), as for arrays
+            return (batch[0] if isinstance(batch[0], dict) else (batch[0],)), batch[1]
         return tuple(batch[:-1]), batch[-1]
     return (batch,), None
 
