@@ -48,6 +48,12 @@ def make_model(dropout=0.0):
     torch.manual_seed(0)
     layers = [nn.Linear(8, 16), nn.ReLU()] + ([nn.Dropout(dropout)] if dropout else []) + [nn.Linear(16, 3)]
     return nn.Sequential(*layers)
+
+import fittorch
+
+class PenaltyStep(fittorch.Step):  # a custom compute_loss: cross-entropy plus a logit penalty
+    def compute_loss(self, batch, output):
+        return nn.functional.cross_entropy(output, batch[1]) + 0.05 * output.pow(2).mean()
 """
 
 WORKER = COMMON + """
@@ -83,6 +89,8 @@ print("progress-check", flush=True)
 ft.Trainer(make_model(), progress=True, log_every=1).fit((X, y), epochs=2, batch_size=16)  # rank 0 prints
 # 2. Gradient accumulation under DDP (no_sync on the first micro-step of each window).
 run("accumulate", (X, y), 8, accumulate_steps=2)
+# 2b. A custom step (its compute_loss) under DDP.
+run("custom_step", (X, y), 16, step=PenaltyStep())
 # 3. A map-style Dataset: fittorch batches it and shards the same seeded permutation.
 run("dataset", torch.utils.data.TensorDataset(X, y), 16)
 # 4. A ready DataLoader gets a DistributedSampler; 201 rows is uneven (padded): no hang.
@@ -252,6 +260,7 @@ def single():
         for name, data, bs, kw, val in [
             ("memory", (X, y), 32, {}, (Xv, yv)),
             ("accumulate", (X, y), 16, {"accumulate_steps": 2}, None),
+            ("custom_step", (X, y), 32, {"step": ns["PenaltyStep"]()}, None),
             ("dataset", torch.utils.data.TensorDataset(X, y), 32, {}, None),
         ]:
             t = ft.Trainer(ns["make_model"](), optimizer="sgd", lr=0.1, progress=False, **kw)
@@ -262,7 +271,7 @@ def single():
     return out
 
 
-@pytest.mark.parametrize("name", ["memory", "accumulate", "dataset"])
+@pytest.mark.parametrize("name", ["memory", "accumulate", "dataset", "custom_step"])
 def test_two_process_weights_match_single_process(ddp_run, single, name):
     """Rank r takes rows r::2 of the epoch's permutation with batch 16; DDP averages the two
     mean gradients, which equals one process's mean over the same 32 rows."""
