@@ -22,6 +22,7 @@ from typing import NamedTuple
 
 import torch
 
+from .errors import ConfigError
 from .outputs import model_loss, select
 
 
@@ -212,3 +213,23 @@ class Step:
         view = copy.copy(self)
         view.model, view.no_sync = model, None
         return view
+
+
+def check_step(step) -> None:
+    """A custom step is a fittorch.Step whose train_step takes (batch, window)."""
+    if step is None:
+        return
+    import inspect
+
+    if not isinstance(step, Step):
+        hint = " Did you pass the class? Pass an instance: step=MyStep()." if isinstance(step, type) else ""
+        raise ConfigError(f"step={step!r} is a {type(step).__name__}; expected an instance of a fittorch.Step "
+                          f"subclass.{hint}")
+    params = [p for p in inspect.signature(step.train_step).parameters.values()
+              if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL)]
+    if len(params) < 2 and not any(p.kind is p.VAR_POSITIONAL for p in params):
+        raise ConfigError(
+            f"{type(step).__name__}.train_step takes {len(params)} argument(s) besides self; the loop calls "
+            "train_step(batch, window) (window: the gradient-accumulation position, a fittorch.step.Window). "
+            "Define it as: def train_step(self, batch, window): ..."
+        )

@@ -13,9 +13,10 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from . import validation
+from . import dry_run, validation
 from .callbacks.base import Callback, overrides
 from .data import InMemoryData, first_tensor, make_source, prepare_fit
+from .data.checks import check_num_workers
 from .device import auto_num_threads, resolve_device
 from . import distributed
 from .errors import ConfigError, NotFittedError
@@ -29,7 +30,7 @@ from .outputs import check_output_key, concat, label_key_for, select, to_cpu_str
 from .seeding import seed_everything
 from .signals import StopOnSignal
 from .state import TrainState
-from .step import Step
+from .step import Step, check_step
 from .task import OutputKind, check_task, infer_kind, metric_defaults, require_classification
 
 
@@ -97,7 +98,7 @@ class Trainer:
         validation.check_trainer_args(precision=precision, accumulate_steps=accumulate_steps, nonfinite=nonfinite)
         check_task(task)
         check_output_key(output_key)
-        validation.check_step(step)
+        check_step(step)
         self.dist = distributed.setup(resolve_device(device))  # torchrun's env: process group, rank's device
         self.device = self.dist.device
         if precision == "fp16" and self.device.type != "cuda":
@@ -165,7 +166,7 @@ class Trainer:
         epoch, in eval mode, without gradients, and also every ``val_every_steps`` optimizer steps
         when set (those results go to ``trainer.state.step_validations``).
         """
-        validation.check_num_workers(num_workers)
+        check_num_workers(num_workers)
         validation.check_val_every_steps(val_every_steps)
         keep = self.classes if self.state.status != "created" else None
         fd = prepare_fit(train, val, loss_info=self.loss_info, seed=self.seed, classes=keep,
@@ -409,10 +410,10 @@ class Trainer:
     def _prepare(self, train_src, val_src) -> None:
         """Dry-run the model on a sample batch, check shapes/labels, build metrics and hooks."""
         self.callbacks.sort(key=lambda cb: getattr(cb, "order", 0))  # stable: equal orders keep the user's order
-        batch = validation.sample_batch(train_src)
+        batch = dry_run.sample_batch(train_src)
         self._bind_step(kwargs_input=batch is not None and isinstance(batch[0], dict))
         if batch is not None:
-            self.output_kind = validation.dry_forward(self.step, batch, self.loss_info, self.device, self.task)
+            self.output_kind = dry_run.dry_forward(self.step, batch, self.loss_info, self.device, self.task)
             self.n_features_in = _n_features(batch[0])
         else:
             self.output_kind = infer_kind(torch.zeros(1, 2), None, self.loss_info, self.task)

@@ -43,7 +43,7 @@ def _input_names(X):
 
 def split_pair(data, role: str, require_target: bool):
     """``(X, y)`` of an in-memory pair. Predict takes inputs only: there a tuple is several inputs."""
-    from .. import validation
+    from . import checks as validation
 
     if not require_target:
         return data, None
@@ -61,7 +61,7 @@ def make_source(data, *, target_dtype: torch.dtype | None = None, role: str = "t
     encoded with ``classes`` (or, with ``fit_labels``, with classes found here). The
     classes used end up in ``source.classes``.
     """
-    from .. import validation
+    from . import checks as validation
 
     if isinstance(data, StreamData):
         data.target_dtype = data.target_dtype or target_dtype
@@ -116,7 +116,7 @@ def prepare_fit(train, val, *, loss_info, seed: int, classes: list | None = None
     training data, split reproducibly from ``seed`` (stratified for classification).
     ``classes``: a mapping kept from an earlier fit or load; otherwise it is learnt here.
     """
-    from .. import validation
+    from . import checks as validation
     from ..losses import target_dtype
     from .split import split_fraction
 
@@ -137,7 +137,7 @@ def prepare_fit(train, val, *, loss_info, seed: int, classes: list | None = None
 
 def _cast_target(target: torch.Tensor, dtype: torch.dtype, name: str) -> torch.Tensor:
     """Cast targets to what the loss needs, refusing casts that would change values."""
-    from .. import validation
+    from . import checks as validation
 
     if dtype == torch.long and target.is_floating_point():
         validation.check_integral_targets(target, name)

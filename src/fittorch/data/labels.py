@@ -33,7 +33,7 @@ def fit_classes(y: np.ndarray, task: str | None, role: str = "training") -> list
 
     Text labels always count as labels; numbers only for a classification loss.
     """
-    from .. import validation
+    from . import checks as validation
 
     if y.ndim != 1 and not (y.ndim == 2 and y.shape[1] == 1 and task == "binary"):
         return None
@@ -62,7 +62,7 @@ def encode(y: np.ndarray, classes: list, role: str) -> np.ndarray:
     """``y`` as int64 class indices under ``classes``; an unknown label raises DataError."""
     import pandas as pd
 
-    from .. import validation
+    from . import checks as validation
 
     shape = y.shape
     flat = y.reshape(-1)

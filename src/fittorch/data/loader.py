@@ -77,7 +77,7 @@ class LoaderData:
     def __init__(self, data, *, num_workers: int = 0, pin_memory: bool = False,
                  target_dtype: torch.dtype | None = None, collate_fn=None):
         if collate_fn is not None and isinstance(data, DataLoader):
-            from .. import validation
+            from . import checks as validation
 
             raise validation.collate_needs_dataset(data, "train")
         self.loader = data if isinstance(data, DataLoader) else None
@@ -183,7 +183,7 @@ class CheckedCollate:
         try:
             return (self.fn or default_collate)(items)
         except (RuntimeError, TypeError, ValueError) as exc:
-            from .. import validation
+            from . import checks as validation
 
             raise validation.collate_failed(items, exc, custom=self.custom) from None
 

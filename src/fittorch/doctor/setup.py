@@ -132,7 +132,9 @@ class DoctorSetup:
         from ..step import Step
 
         step = Step().bind(model=model, loss_fn=self.loss_fn, optimizers={}, kwargs_input=isinstance(batch[0], dict))
-        return validation.dry_forward(step, batch, self.loss_info, self.device)
+        from ..dry_run import dry_forward
+
+        return dry_forward(step, batch, self.loss_info, self.device)
 
     def describe(self) -> dict:
         n_params = sum(p.numel() for p in self.model.parameters())
