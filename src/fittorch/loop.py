@@ -18,7 +18,7 @@ import torch
 from .callbacks.base import SKIP_BATCH, batch_end_hooks, overrides
 from .errors import TrainingError
 from .metrics import scalars
-from .step import Window
+from .step import WHOLE, Window
 
 
 @dataclass
@@ -111,7 +111,7 @@ def train_epoch(ctx: LoopContext, train, val=None, *, batch_size: int, shuffle: 
         state.batch_in_epoch = i + 1
         if batch is SKIP_BATCH:
             continue
-        loss = step.train_step(batch, Window(i % k == 0, last, windows(i) if k > 1 else 1.0))
+        loss = step.train_step(batch, WHOLE if k == 1 else Window(i % k == 0, last, windows(i)))
         losses.append(loss)
         if len(losses) >= _LOSS_CHUNK and losses[-_LOSS_CHUNK].dim() == 0:
             # Fold the last scalars into one tensor, so a long epoch keeps no heap of tiny tensors.
