@@ -23,6 +23,17 @@ from ..errors import TrainingError
 from .base import Callback
 
 
+def all_finite(tensors) -> bool:
+    """The one weights-are-finite check (the guard, checkpoints): one host sync for all tensors.
+
+    The max-abs norm is NaN/inf exactly when an element is (an L2 norm could overflow).
+    """
+    tensors = [t.detach() for t in tensors if t.is_floating_point()]
+    if not tensors:
+        return True
+    return bool(torch.isfinite(torch.nn.utils.get_total_norm(tensors, float("inf"), foreach=True)))
+
+
 class NonFiniteGuard(Callback):
     order = -100  # first: it must refuse a poisoned epoch before a checkpoint saves it
 
@@ -52,10 +63,7 @@ class NonFiniteGuard(Callback):
         return True
 
     def _weights_finite(self) -> bool:
-        if not self._params:
-            return True
-        norm = torch.nn.utils.get_total_norm([p.detach() for p in self._params], float("inf"), foreach=True)
-        return bool(torch.isfinite(norm))
+        return all_finite(self._params)
 
     def on_epoch_end(self, trainer, row: dict) -> None:
         if self.mode == "skip":

@@ -180,10 +180,9 @@ def check_compatible(saved: dict, current: dict, source: str) -> None:
 # -- saving and loading ------------------------------------------------------------------------------
 def weights_finite(model) -> bool:
     """One host sync: are all floating-point parameters and buffers finite?"""
-    tensors = [t for t in list(model.parameters()) + list(model.buffers()) if t.is_floating_point()]
-    if not tensors:
-        return True
-    return bool(torch.stack([torch.isfinite(t).all() for t in tensors]).all())
+    from ..callbacks.guard import all_finite
+
+    return all_finite(list(model.parameters()) + list(model.buffers()))
 
 
 def save_checkpoint(trainer, directory: str | os.PathLike, *, monitor: dict | None = None) -> Path | None:
