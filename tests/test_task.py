@@ -115,6 +115,22 @@ def test_multilabel_auto_metrics_and_a_metric_that_does_not_apply():
         t.fit((X, Y), epochs=1)
 
 
+def test_multilabel_with_named_label_columns_predicts_the_names_per_row():
+    import pandas as pd
+
+    X, Y = _multilabel()
+    frame = pd.DataFrame(Y.numpy().astype(int), columns=["cat", "dog", "bird", "fish"])
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 32), nn.ReLU(), nn.Linear(32, 4))
+    t = ft.Trainer(model, loss="bce_with_logits", lr=1e-2, progress=False)
+    t.fit((X, frame), epochs=10)
+    assert t.classes == ["cat", "dog", "bird", "fish"]
+    names = t.predict(X[:50], labels=True)
+    assert len(names) == 50 and all(set(row) <= set(t.classes) for row in names)
+    truth = [[c for c, on in zip(t.classes, row) if on] for row in Y[:50].int().tolist()]
+    assert sum(a == b for a, b in zip(names, truth)) > 35
+
+
 def test_task_is_saved_and_loaded_with_the_weights(tmp_path):
     X, Y = _multilabel()
     t = ft.Trainer(nn.Linear(6, 4), loss="bce_with_logits", progress=False)

@@ -84,9 +84,12 @@ def make_source(data, *, target_dtype: torch.dtype | None = None, role: str = "t
         task = label_task(loss_info, task)
         if target_dtype == torch.long and y_np.ndim == 2 and y_np.shape[1] > 1 and y_np.dtype.kind == "f":
             target_dtype = None  # probability / one-hot targets for cross_entropy: kept as floats
-        if fit_labels and (task is not None or loss_info is None):
+        multi_column = y_np.ndim == 2 and y_np.shape[1] > 1  # multi-label indicators, or soft targets
+        if fit_labels and multi_column and is_frame(y):
+            classes = [str(c) for c in y.columns]  # each column's label: predict(labels=True) names them
+        elif fit_labels and (task is not None or loss_info is None):
             classes = fit_classes(y_np, task, role)
-        if classes is not None and not is_identity(classes):
+        if classes is not None and not is_identity(classes) and not multi_column:
             y_np = encode(y_np, classes, role)
         else:
             validation.check_target(y_np, loss_info, y_name)

@@ -91,10 +91,16 @@ def predicted_indices(output: torch.Tensor, kind, n_classes: int | None) -> torc
 
 
 def decode(indices: torch.Tensor, classes: list | None) -> np.ndarray:
-    """Class indices to the original labels (a numpy array); ``[N, C]`` indicators stay as they are."""
+    """Class indices to the original labels (a numpy array).
+
+    Multi-label ``[N, C]`` indicators stay as they are, or, when the label columns are named
+    (a DataFrame ``y``), become each row's list of label names.
+    """
     idx = indices.cpu().numpy()
     if idx.ndim == 2:
-        return idx
+        if classes is None or is_identity(classes):
+            return idx
+        return [[c for c, on in zip(classes, row) if on] for row in idx]
     if classes is None or is_identity(classes):
         return idx if classes is None or not all(isinstance(c, bool) for c in classes) else idx.astype(bool)
     return np.asarray(classes)[idx]
