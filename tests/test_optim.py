@@ -116,3 +116,34 @@ def test_clipping_applies_per_optimizer():
     t.callbacks.append(Spy())
     t.fit((X, y), epochs=1, batch_size=16)
     assert len(seen) == 4 and max(seen) <= 0.01 + 1e-6
+
+
+def test_more_refusals_name_the_fix():
+    with pytest.raises(ft.ConfigError, match=r"optimizer=\{\} names no optimizer"):
+        ft.Trainer(Pair(), optimizer={}, progress=False)
+    with pytest.raises(ft.ConfigError, match=r"optimizer names must be identifiers such as 'generator'; got 'my opt'"):
+        ft.Trainer(Pair(), optimizer={"my opt": {"params": "encoder"}}, progress=False)
+
+    class Typo(ft.Step):
+        def train_step(self, batch, window):
+            self.zero_grad("encodr")
+
+    X, y = _data()
+    t = ft.Trainer(Pair(), step=Typo(), optimizer={"encoder": {"params": "encoder"}, "head": {"params": "head"}},
+                   progress=False)
+    with pytest.raises(ft.ConfigError, match=r"Typo asked for optimizer 'encodr', but the trainer has \['encoder', "
+                                            r"'head'\]. Did you mean 'encoder'\?"):
+        t.fit((X, y), epochs=1)
+    t = ft.Trainer(Pair(), optimizer={"encoder": {"params": "encoder"}, "head": {"params": "head"}},
+                   callbacks=[ft.LRScheduler("step", optimizer="heads")], progress=False)
+    with pytest.raises(ft.ConfigError, match=r"LRScheduler\(optimizer='heads'\): the trainer has no optimizer of that "
+                                            r"name. Did you mean 'head'\? Optimizers: encoder, head"):
+        t.fit((X, y), epochs=1)
+
+
+def test_predict_labels_and_structure_together_is_refused():
+    X, y = _data()
+    t = ft.Trainer(Pair(), progress=False)
+    t.fit((X, y), epochs=1)
+    with pytest.raises(ft.ConfigError, match=r"predict\(labels=True, structure=True\): choose one"):
+        t.predict(X, labels=True, structure=True)

@@ -159,7 +159,7 @@ class Step:
         For torch's own optimizers this sets every ``grad`` to None directly, at a tenth of the
         Python cost; an optimizer with its own ``zero_grad`` gets that called instead.
         """
-        for key, opt in (self.optimizers.items() if name is None else ((name, self.optimizers[name]),)):
+        for key, opt in (self.optimizers.items() if name is None else ((name, self.named(name)),)):
             if type(opt).zero_grad is not _STOCK_ZERO_GRAD:
                 opt.zero_grad(set_to_none=True)
                 continue
@@ -177,7 +177,7 @@ class Step:
         optimizer's parameters, asks the non-finite guard (``nonfinite="skip"``), then steps.
         Returns False when the guard skipped the step (weights and state bitwise unchanged).
         """
-        opt = self.optimizer if name is None else self.optimizers[name]
+        opt = self.optimizer if name is None else self.named(name)
         self.stepping = opt
         if self.scaler is not None:
             self.scaler.unscale_(opt)  # so clipping sees the true gradients
@@ -193,6 +193,17 @@ class Step:
         else:
             opt.step()
         return True
+
+    def named(self, name: str):
+        """The optimizer called ``name`` (a key of ``Trainer(optimizer={...})``)."""
+        opt = self.optimizers.get(name)
+        if opt is None:
+            from .errors import did_you_mean
+
+            raise ConfigError(f"{type(self).__name__} asked for optimizer {name!r}, but the trainer has "
+                              f"{list(self.optimizers)}.{did_you_mean(str(name), self.optimizers)} Name the "
+                              "optimizers with Trainer(optimizer={'name': ..., ...}).")
+        return opt
 
     def params_of(self, optimizer) -> list:
         """The parameters an optimizer updates."""
