@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 
-from ..validation import FILE_TYPES as SUPPORTED
+from .checks import FILE_TYPES as SUPPORTED
 
 SNIFF_BYTES = 64 * 1024  # the start of a CSV read to find its delimiter and header
 _DECIMAL_COMMA = re.compile(r"(^|;)\s*-?\d+,\d+\s*(;|$)", re.M)
@@ -50,7 +50,7 @@ def read_table(path):
     import numpy as np
     import pandas as pd
 
-    from .. import validation
+    from . import checks as validation
 
     p = validation.check_file(path, SUPPORTED)
     suffix = p.suffix.lower()
@@ -99,7 +99,7 @@ def load_xy(path, target: str | None = None, *, features=None, check: bool = Tru
     the kept columns holding text or mixed types are refused, naming the column (for raw
     tables with text, use :class:`fittorch.tabular.TabularPreprocessor` and ``check=False``).
     """
-    from .. import validation
+    from . import checks as validation
 
     df = read_table(path)
     if target is None:

@@ -99,13 +99,6 @@ def width(X) -> int | None:
     return None if isinstance(X, dict) else int(X.shape[1])
 
 
-def take(X, rows):
-    """Rows of one array or of each array in a dict."""
-    if isinstance(X, dict):
-        return {k: v[rows] for k, v in X.items()}
-    return X[rows]
-
-
 def check_y(y, n: int, *, numeric: bool):
     """``y`` checked as sklearn's validate_data would (finite, same length as X)."""
     from sklearn.utils.validation import check_array
