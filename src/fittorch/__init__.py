@@ -10,8 +10,8 @@ Heavy parts (matplotlib, scikit-learn, torchmetrics, pandas) are imported only w
 from __future__ import annotations
 
 from ._version import __version__
-from .callbacks import (Callback, CSVLogger, EarlyStopping, GradientClipping, LRScheduler, MLflowLogger,
-                        ModelCheckpoint, NonFiniteGuard, ProgressBar, TensorBoardLogger, TimeLimit)
+from .callbacks import (Callback, CSVLogger, EarlyStopping, GradientClipping, LiveView, LRScheduler,
+                        MLflowLogger, ModelCheckpoint, NonFiniteGuard, ProgressBar, TensorBoardLogger, TimeLimit)
 from .errors import (CheckpointError, ConfigError, DataError, DataTypeError, FittorchError, ModelError,
                      NotFittedError, TrainingError)
 from .history import History
@@ -33,5 +33,5 @@ __all__ = [
     "save", "load", "seed_everything", "FittorchError", "ConfigError", "DataError", "DataTypeError",
     "ModelError", "NotFittedError", "CheckpointError", "TrainingError",
     "EarlyStopping", "LRScheduler", "GradientClipping", "NonFiniteGuard", "TimeLimit", "CSVLogger",
-    "TensorBoardLogger", "MLflowLogger", "ModelCheckpoint", "model_summary", "doctor",
+    "TensorBoardLogger", "MLflowLogger", "ModelCheckpoint", "model_summary", "doctor", "LiveView",
 ]

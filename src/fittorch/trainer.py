@@ -17,6 +17,7 @@ from . import validation
 from .callbacks.base import Callback, overrides
 from .data import InMemoryData, first_tensor, make_source, prepare_fit
 from .device import auto_num_threads, resolve_device
+from .display import EvalResult
 from . import distributed
 from .errors import ConfigError, NotFittedError
 from .history import History
@@ -196,7 +197,7 @@ class Trainer:
         if isinstance(src, InMemoryData):
             src = src.to(self.device)
         with self._threads():
-            return evaluate_source(self, src, batch_size=batch_size)
+            return EvalResult(evaluate_source(self, src, batch_size=batch_size))  # a dict; a table in Jupyter
 
     @torch.no_grad()
     def predict(self, X, *, batch_size: int = 1024, labels: bool = False):
