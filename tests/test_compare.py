@@ -1,0 +1,96 @@
+"""`fittorch runs --compare`: one self-contained page, checked in a real headless browser."""
+
+from __future__ import annotations
+
+import base64
+import re
+import shutil
+import subprocess
+
+import pytest
+
+from fittorch.cli import main
+from fittorch.compare import compare_runs, config_diff, load_runs
+from fittorch.config import save_config, validate
+from fittorch.errors import ConfigError
+from fittorch.experiment import build_experiment
+from fittorch.runs import execute
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.fixture(scope="module")
+def two_runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("runs")
+    dirs = []
+    for name, lr, epochs in (("adam-fast", 0.02, 4), ("adam-slow", 0.002, 3)):
+        cfg = validate({"name": name, "data": {"source": "sklearn:iris", "test_split": 0.2},
+                        "train": {"epochs": epochs, "batch_size": 16}, "optimizer": {"lr": lr}})
+        exp = build_experiment(cfg, root / name, quiet=True)
+        (root / name).mkdir()
+        save_config(cfg, root / name / "config.yaml")
+        assert execute(exp, root / name, quiet=True) == 0
+        dirs.append(root / name)
+    return dirs
+
+
+def test_compare_page_has_curves_config_diff_and_figures(two_runs, tmp_path, capsys):
+    assert main(["runs", "--compare", *map(str, two_runs), "--output", str(tmp_path / "cmp.html")]) == 0
+    assert f"Wrote {tmp_path / 'cmp.html'}" in capsys.readouterr().out
+    page = (tmp_path / "cmp.html").read_text()
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:|//)""", page) and "<script" not in page
+    (png,) = re.findall(r"<img id='curves' [^>]*src='data:image/png;base64,([^']+)'", page)
+    assert base64.b64decode(png)[:8] == b"\x89PNG\r\n\x1a\n"
+    # the config keys that differ, and only those
+    assert [row[0] for row in config_diff(load_runs(two_runs))] == ["name", "optimizer.lr", "train.epochs"]
+    assert "<td>optimizer.lr</td><td>0.02</td><td>0.002</td>" in page
+    assert "<td>data.source</td>" not in page
+    # final and best side by side, and the test figures
+    assert "<th>adam-fast final</th><th>adam-fast best</th><th>adam-slow final</th>" in page
+    assert "<td>val_loss</td>" in page and "<td>test accuracy</td>" in page
+    assert compare_runs(two_runs).name == "compare.html"  # the Python API, default path
+
+
+def test_compare_needs_two_run_directories(two_runs, tmp_path):
+    with pytest.raises(ConfigError, match="at least two"):
+        compare_runs(two_runs[:1])
+    with pytest.raises(ConfigError, match="not a fittorch run directory"):
+        compare_runs([two_runs[0], tmp_path])
+    assert main(["runs", "--compare", str(two_runs[0]), str(tmp_path)]) == 2
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (CI installs it: apt-get install chromium)")
+def test_compare_page_renders_in_headless_chromium(two_runs, tmp_path):
+    path = compare_runs(two_runs, tmp_path / "cmp.html")
+    probe = ("<script>window.addEventListener('load', function () {"
+             "var r = Array.from(document.images).map(function (i) {"
+             "return i.id + ':' + i.complete + ':' + i.naturalWidth + 'x' + i.naturalHeight; });"
+             "var t = document.querySelectorAll('table').length;"
+             "var d = document.createElement('div'); d.id = 'render-probe'; d.textContent = t + ';' + r.join(';');"
+             "document.body.appendChild(d); });</script>")
+    probed = tmp_path / "probed.html"
+    probed.write_text(path.read_text().replace("</body>", probe + "</body>"))
+    flags = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+             "--disable-component-update", "--disable-sync", "--no-first-run", "--hide-scrollbars",
+             f"--user-data-dir={tmp_path / 'profile'}", "--enable-logging=stderr", "--v=0",
+             "--window-size=1200,1800", "--virtual-time-budget=3000"]
+    dom = subprocess.run(flags + ["--dump-dom", probed.as_uri()], capture_output=True, text=True, timeout=120)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    match = re.search(r'<div id="render-probe">([^<]*)</div>', dom.stdout)
+    assert match, dom.stdout[-2000:]
+    tables, image = match.group(1).split(";")
+    assert int(tables) == 3  # runs, figures, config differences
+    name, complete, size = image.split(":")
+    w, h = map(int, size.split("x"))
+    assert name == "curves" and complete == "true" and w > 600 and h > 300
+    assert [ln for ln in dom.stderr.splitlines() if "CONSOLE" in ln or "Uncaught" in ln] == []
+
+    shot = tmp_path / "compare.png"
+    run = subprocess.run(flags + [f"--screenshot={shot}", path.as_uri()], capture_output=True, text=True,
+                         timeout=120)
+    assert run.returncode == 0 and shot.exists(), run.stderr[-2000:]
+    from PIL import Image
+
+    img = Image.open(shot).convert("RGB")
+    assert img.size == (1200, 1800)
+    assert len(img.resize((60, 90)).getcolors(maxcolors=100_000)) > 50  # text and curves, not a blank page
