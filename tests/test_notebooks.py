@@ -110,3 +110,24 @@ def test_notebooks_are_built_from_one_source():
     assert len(en.cells) == len(ko.cells)
     assert sum("### With fittorch" in c.source for c in en.cells) == 9  # every lesson section, both ways
     assert sum("### fittorch로" in c.source for c in ko.cells) == 9
+
+
+@pytest.mark.slow
+def test_progress_bar_without_ipywidgets_falls_back_to_text_without_a_warning(kernel_name, tmp_path):
+    """The bug: ft.ProgressBar(bar=True) in Jupyter gave a TqdmWarning about IProgress."""
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(src) for src in (
+        "import sys\nsys.modules['ipywidgets'] = None  # as if ipywidgets were not installed",
+        "import numpy as np\nimport fittorch as ft\n"
+        "X = np.random.default_rng(0).normal(size=(64, 4)).astype('float32')\ny = (X[:, 0] > 0).astype('int64')\n"
+        "t = ft.Trainer(ft.MLP(4, [8], 2), progress=False, callbacks=[ft.ProgressBar(bar=True, live=False)])\n"
+        "h = t.fit((X, y), epochs=3, batch_size=16)",
+    )]
+    nbclient.NotebookClient(nb, kernel_name=kernel_name, timeout=300,
+                            resources={"metadata": {"path": str(tmp_path)}}).execute()
+    outs = nb.cells[1].outputs
+    assert all(o.output_type != "error" for o in outs)
+    assert [o for o in outs if o.output_type == "stream" and o.name == "stderr"] == []
+    text = "".join(o.get("text", "") for o in outs if o.output_type == "stream")
+    assert "Training" in text and "3/3" in text and "Warning" not in text
+    assert not any(WIDGET in o.get("data", {}) for o in outs)

@@ -156,18 +156,20 @@ def execute(exp, run_dir: Path, *, resume: bool = False, quiet: bool = False, lo
     except BaseException as exc:
         if main:
             status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+            if status == "interrupted":
+                exit_at_once_on_signal()
             _finish(run_dir, info, trainer, started, status, error=f"{type(exc).__name__}: {exc}".splitlines()[0])
             _write_partial(trainer, run_dir, cfg, say)
         raise
     status = trainer.state.status
     if status == "interrupted":
         if main:
+            exit_at_once_on_signal()  # the checkpoint is saved: a further Ctrl-C just leaves, quietly
             trainer.history.to_csv(run_dir / "metrics.csv")
             _finish(run_dir, info, trainer, started, "interrupted")
             _write_partial(trainer, run_dir, cfg, say)
             print(f"Interrupted after epoch {trainer.state.epoch}; the last checkpoint is in "
                   f"{run_dir / 'checkpoints'}.\nContinue with: fittorch resume {run_dir}", file=sys.stderr)
-            exit_at_once_on_signal()
         return EXIT_INTERRUPTED
     if exp.splits.test is not None:
         info["test"] = trainer.evaluate(exp.splits.test)

@@ -354,7 +354,7 @@ class Trainer:
     def _metric_names(self, kind: OutputKind):
         if self.metric_specs == "auto":
             return ["accuracy"] if kind.task in ("multiclass", "binary") else ["r2"]
-        if isinstance(self.metric_specs, str):
+        if isinstance(self.metric_specs, str) or callable(self.metric_specs):  # one name, function or Metric
             return [self.metric_specs]
         return list(self.metric_specs or [])
 

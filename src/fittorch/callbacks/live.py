@@ -38,12 +38,12 @@ class LiveView(Callback):
         self.draws = 0
         self._handle = None
         self._active = False
-        self._last = 0.0
+        self._last = float("-inf")
         self._drawn_epoch = None
 
     def on_fit_start(self, trainer) -> None:
         self._active = trainer.dist.is_main and (self.force or in_notebook())
-        self._handle, self._last, self._drawn_epoch = None, 0.0, None
+        self._handle, self._last, self._drawn_epoch = None, float("-inf"), None  # the first epoch draws
 
     def on_epoch_end(self, trainer, row: dict) -> None:
         state = trainer.state

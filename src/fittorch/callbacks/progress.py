@@ -149,17 +149,18 @@ class ProgressBar(Callback):
 
 
 def _bar(notebook: bool, **kwargs):
-    """tqdm's notebook widget in Jupyter when ipywidgets is there, else the text bar; never a TqdmWarning."""
-    if notebook:
-        import importlib.util
+    """tqdm's notebook widget in Jupyter when ipywidgets is there, else the text bar; never a TqdmWarning.
 
-        if importlib.util.find_spec("ipywidgets") is not None:
+    In a notebook the text bar goes to stdout (stderr is for warnings and errors there).
+    """
+    if notebook:
+        try:
+            import ipywidgets  # noqa: F401 - only to know that the widget can be drawn
             from tqdm.notebook import tqdm as notebook_tqdm
 
-            try:
-                return notebook_tqdm(**kwargs)
-            except ImportError:  # an ipywidgets too old for IProgress: the text bar below
-                pass
+            return notebook_tqdm(**kwargs)
+        except ImportError:  # no ipywidgets, or one too old for IProgress: the text bar below
+            kwargs["file"] = sys.stdout
     from tqdm.std import tqdm
 
     return tqdm(**kwargs)
