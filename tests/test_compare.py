@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import base64
 import re
-import shutil
-import subprocess
 
+import browser_helpers as browser
 import pytest
 
 from fittorch.cli import main
@@ -16,7 +15,7 @@ from fittorch.errors import ConfigError
 from fittorch.experiment import build_experiment
 from fittorch.runs import execute
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMIUM = browser.CHROMIUM
 
 
 @pytest.fixture(scope="module")
@@ -62,35 +61,10 @@ def test_compare_needs_two_run_directories(two_runs, tmp_path):
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (CI installs it: apt-get install chromium)")
 def test_compare_page_renders_in_headless_chromium(two_runs, tmp_path):
     path = compare_runs(two_runs, tmp_path / "cmp.html")
-    probe = ("<script>window.addEventListener('load', function () {"
-             "var r = Array.from(document.images).map(function (i) {"
-             "return i.id + ':' + i.complete + ':' + i.naturalWidth + 'x' + i.naturalHeight; });"
-             "var t = document.querySelectorAll('table').length;"
-             "var d = document.createElement('div'); d.id = 'render-probe'; d.textContent = t + ';' + r.join(';');"
-             "document.body.appendChild(d); });</script>")
-    probed = tmp_path / "probed.html"
-    probed.write_text(path.read_text().replace("</body>", probe + "</body>"))
-    flags = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-             "--disable-component-update", "--disable-sync", "--no-first-run", "--hide-scrollbars",
-             f"--user-data-dir={tmp_path / 'profile'}", "--enable-logging=stderr", "--v=0",
-             "--window-size=1200,1800", "--virtual-time-budget=3000"]
-    dom = subprocess.run(flags + ["--dump-dom", probed.as_uri()], capture_output=True, text=True, timeout=120)
-    assert dom.returncode == 0, dom.stderr[-2000:]
-    match = re.search(r'<div id="render-probe">([^<]*)</div>', dom.stdout)
-    assert match, dom.stdout[-2000:]
-    tables, image = match.group(1).split(";")
-    assert int(tables) == 3  # runs, figures, config differences
-    name, complete, size = image.split(":")
-    w, h = map(int, size.split("x"))
-    assert name == "curves" and complete == "true" and w > 600 and h > 300
-    assert [ln for ln in dom.stderr.splitlines() if "CONSOLE" in ln or "Uncaught" in ln] == []
-
-    shot = tmp_path / "compare.png"
-    run = subprocess.run(flags + [f"--screenshot={shot}", path.as_uri()], capture_output=True, text=True,
-                         timeout=120)
-    assert run.returncode == 0 and shot.exists(), run.stderr[-2000:]
-    from PIL import Image
-
-    img = Image.open(shot).convert("RGB")
+    tables, images = browser.probe(path.read_text(), tmp_path, "1200,1800")
+    assert tables == 3  # runs, figures, config differences
+    complete, w, h = images["curves"]
+    assert list(images) == ["curves"] and complete and w > 600 and h > 300
+    img = browser.screenshot(path, tmp_path, "1200,1800")
     assert img.size == (1200, 1800)
     assert len(img.resize((60, 90)).getcolors(maxcolors=100_000)) > 50  # text and curves, not a blank page

@@ -7,15 +7,13 @@ import base64
 import html
 import json
 import re
-import shutil
-import subprocess
-
+import browser_helpers as browser
 import pytest
 
 import fittorch as ft
 from fittorch.report import _fmt, write_run_artifacts
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMIUM = browser.CHROMIUM
 
 
 @pytest.fixture
@@ -74,40 +72,11 @@ def test_report_of_an_interrupted_regression_run(tmp_path, small_reg_data):
 def test_report_renders_in_headless_chromium(tmp_path, fitted):
     trainer, val = fitted
     paths = write_run_artifacts(trainer, tmp_path / "run", val=val, config={"lr": 0.05})
-    page = paths["report"].read_text()
-    # A copy with a probe script: after load, it writes each image's decoded size into the DOM.
-    probe = ("<script>window.addEventListener('load', function () {"
-             "var r = Array.from(document.images).map(function (i) {"
-             "return i.id + ':' + i.complete + ':' + i.naturalWidth + 'x' + i.naturalHeight; });"
-             "var d = document.createElement('div'); d.id = 'render-probe'; d.textContent = r.join(';');"
-             "document.body.appendChild(d); });</script>")
-    probed = tmp_path / "run" / "probed.html"
-    probed.write_text(page.replace("</body>", probe + "</body>"))
-    flags = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-             "--disable-component-update", "--disable-sync", "--no-first-run", "--hide-scrollbars",
-             f"--user-data-dir={tmp_path / 'profile'}", "--enable-logging=stderr", "--v=0",
-             "--window-size=1200,2400", "--virtual-time-budget=3000"]
-    dom = subprocess.run(flags + ["--dump-dom", probed.as_uri()], capture_output=True, text=True, timeout=120)
-    assert dom.returncode == 0, dom.stderr[-2000:]
-    match = re.search(r'<div id="render-probe">([^<]*)</div>', dom.stdout)
-    assert match, dom.stdout[-2000:]
-    images = dict(item.split(":", 1) for item in match.group(1).split(";"))
+    _, images = browser.probe(paths["report"].read_text(), tmp_path, "1200,2400")
     assert set(images) == {"curves", "confusion_matrix"}
-    for spec in images.values():  # decoded: complete, with the PNG's real size
-        complete, size = spec.split(":")
-        w, h = map(int, size.split("x"))
-        assert complete == "true" and w > 300 and h > 300, images
-    console = [ln for ln in dom.stderr.splitlines() if "CONSOLE" in ln or "Uncaught" in ln]
-    assert console == [], console
-
-    shot = tmp_path / "report.png"
-    run = subprocess.run(flags + [f"--screenshot={shot}", paths["report"].as_uri()], capture_output=True, text=True,
-                         timeout=120)
-    assert run.returncode == 0 and shot.exists(), run.stderr[-2000:]
-    assert [ln for ln in run.stderr.splitlines() if "CONSOLE" in ln or "Uncaught" in ln] == []
-    from PIL import Image
-
-    img = Image.open(shot).convert("RGB")
+    for complete, w, h in images.values():  # decoded: complete, with the PNG's real size
+        assert complete and w > 300 and h > 300, images
+    img = browser.screenshot(paths["report"], tmp_path, "1200,2400")
     assert img.size == (1200, 2400)
     colours = img.resize((60, 120)).getcolors(maxcolors=100_000)
     assert len(colours) > 50  # a rendered page (text, plots), not a blank one

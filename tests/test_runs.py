@@ -72,6 +72,8 @@ def test_failed_run_is_recorded(tmp_path):
         execute(exp, run_dir, quiet=True)
     info = read_run_json(run_dir)
     assert info["status"] == "failed" and "error" in info and info["ended"]
+    page = (run_dir / "report.html").read_text()  # a failed run's report says so, with the error
+    assert "This run did not finish" in page and "failed" in page and info["error"].split(":")[0] in page
 
 
 def test_runs_table(tmp_path):

@@ -17,7 +17,28 @@ import nbformat
 
 HERE = Path(__file__).resolve().parent
 
-# (kind, English, Korean). For code, a str is shared by both notebooks.
+# Code comments in the Korean notebook: the English comment -> its translation (the code is shared).
+KO_COMMENTS = {
+    "# z = sum of x^2": "# z = Σx^2",
+    "# backward() ADDS into .grad: a second call accumulates": "# backward()는 .grad에 더합니다: 두 번 호출하면 누적됩니다",
+    '"""Input (input_dim) -> Hidden (hidden_dim) -> Output (output_dim)"""':
+        '"""간단한 2-layer 신경망: Input (input_dim) → Hidden (hidden_dim) → Output (output_dim)"""',
+    "super().__init__()\n": "super().__init__()  # 부모 클래스 초기화 (필수!)\n",
+    "# = LogSoftmax + NLLLoss: it takes raw logits": "# = LogSoftmax + NLLLoss: softmax 전의 logits를 받습니다",
+    "# batch 4, classes 5": "# 배치 4, 클래스 5",
+    "# class indices": "# 정답 클래스 (class indices)",
+    "# fitted on the training part only": "# 훈련 데이터에만 맞춥니다",
+    "model.train()\n": "model.train()  # 훈련 모드 (Dropout, BatchNorm에 영향)\n",
+    "# 2. backward": "# 2. Backward: 이전 gradient 제거",
+    "# (a host sync every step)": "# (매 step마다 host sync)",
+    "model.eval()\n    with torch.no_grad():": "model.eval()  # 평가 모드\n    with torch.no_grad():  # gradient 계산 안 함",
+    "# the lesson's data, below": "# 아래 5절의 강의 데이터",
+    "# softmax twice": "# softmax가 두 번",
+    "# rebuild by hand": "# 직접 다시 만들기",
+    "# files written by this notebook go here": "# 이 노트북이 쓰는 파일은 여기에",
+}
+
+# (kind, English, Korean). Code is shared by both notebooks (comments translated by KO_COMMENTS).
 CELLS = [
     ("md", """# The PyTorch training loop, by hand and with fittorch
 
@@ -48,7 +69,7 @@ device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 workdir = tempfile.mkdtemp()  # files written by this notebook go here
 print(f"Using device: {device}")""", None),
     ("md", "## 1. Autograd\n\n### Plain PyTorch", "## 1. Autograd - 자동 미분\n\n### 순수 PyTorch"),
-    ("code", ("""x = torch.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    ("code", """x = torch.tensor([1.0, 2.0, 3.0], requires_grad=True)
 z = (x ** 2).sum()  # z = sum of x^2
 z.backward()        # dz/dx
 print(f"dz/dx = {x.grad}, expected 2x = {2 * x.data}")
@@ -58,17 +79,7 @@ z2 = (x ** 2).sum()
 z2.backward()
 print(f"after a 2nd backward (accumulated): {x.grad}")
 x.grad.zero_()
-print(f"after .zero_(): {x.grad}")""", """x = torch.tensor([1.0, 2.0, 3.0], requires_grad=True)
-z = (x ** 2).sum()  # z = Σx^2
-z.backward()        # dz/dx 계산
-print(f"dz/dx = {x.grad}, expected 2x = {2 * x.data}")
-
-# backward()는 .grad에 더합니다: 두 번 호출하면 누적됩니다
-z2 = (x ** 2).sum()
-z2.backward()
-print(f"after a 2nd backward (accumulated): {x.grad}")
-x.grad.zero_()
-print(f"after .zero_(): {x.grad}")"""), None),
+print(f"after .zero_(): {x.grad}")""", None),
     ("md", """### With fittorch
 
 You never call `backward()` or `zero_grad()` yourself: the train step does, in a short function you can read.
@@ -86,7 +97,7 @@ from fittorch import step
 source = inspect.getsource(step.train_step)
 print(source[source.index("# 1. Forward"):source.index("# 4.")])""", None),
     ("md", "## 2. `nn.Module`\n\n### Plain PyTorch", "## 2. 신경망 정의 (`nn.Module`)\n\n### 순수 PyTorch"),
-    ("code", ("""class SimpleNN(nn.Module):
+    ("code", """class SimpleNN(nn.Module):
     \"\"\"Input (input_dim) -> Hidden (hidden_dim) -> Output (output_dim)\"\"\"
 
     def __init__(self, input_dim, hidden_dim, output_dim):
@@ -102,23 +113,7 @@ print(source[source.index("# 1. Forward"):source.index("# 4.")])""", None),
 model = SimpleNN(input_dim=10, hidden_dim=20, output_dim=2)
 for name, param in model.named_parameters():
     print(f"{name}: {tuple(param.shape)}")
-print(f"output shape: {tuple(model(torch.randn(32, 10)).shape)}")""", """class SimpleNN(nn.Module):
-    \"\"\"간단한 2-layer 신경망: Input (input_dim) → Hidden (hidden_dim) → Output (output_dim)\"\"\"
-
-    def __init__(self, input_dim, hidden_dim, output_dim):
-        super().__init__()  # 부모 클래스 초기화 (필수!)
-        self.fc1 = nn.Linear(input_dim, hidden_dim)
-        self.relu = nn.ReLU()
-        self.fc2 = nn.Linear(hidden_dim, output_dim)
-
-    def forward(self, x):
-        return self.fc2(self.relu(self.fc1(x)))
-
-
-model = SimpleNN(input_dim=10, hidden_dim=20, output_dim=2)
-for name, param in model.named_parameters():
-    print(f"{name}: {tuple(param.shape)}")
-print(f"output shape: {tuple(model(torch.randn(32, 10)).shape)}")"""), None),
+print(f"output shape: {tuple(model(torch.randn(32, 10)).shape)}")""", None),
     ("md", """### With fittorch
 
 Any `nn.Module` trains as it is; `ft.MLP` is a ready plain `nn.Module` for tabular data, and `ft.model_summary`
@@ -131,16 +126,11 @@ shows each layer's output shape and parameter count. **fittorch guarantees** tha
 않고 그대로 사용하며 (상속해야 할 wrapper 클래스가 없습니다), 모델과 데이터를 같은 device로 옮깁니다."""),
     ("code", """ft.model_summary(SimpleNN(10, 20, 2), torch.zeros(1, 10))""", None),
     ("md", "## 3. Loss functions\n\n### Plain PyTorch", "## 3. Loss Function\n\n### 순수 PyTorch"),
-    ("code", ("""criterion = nn.CrossEntropyLoss()  # = LogSoftmax + NLLLoss: it takes raw logits
+    ("code", """criterion = nn.CrossEntropyLoss()  # = LogSoftmax + NLLLoss: it takes raw logits
 logits = torch.randn(4, 5)           # batch 4, classes 5
 targets = torch.tensor([0, 2, 1, 4])  # class indices
 print(f"cross-entropy: {criterion(logits, targets).item():.4f}")
-print(f"MSE: {nn.MSELoss()(torch.randn(4, 1), torch.randn(4, 1)).item():.4f}")""",
-              """criterion = nn.CrossEntropyLoss()  # = LogSoftmax + NLLLoss: softmax 전의 logits를 받습니다
-logits = torch.randn(4, 5)           # 배치 4, 클래스 5
-targets = torch.tensor([0, 2, 1, 4])  # 정답 클래스 (class indices)
-print(f"cross-entropy: {criterion(logits, targets).item():.4f}")
-print(f"MSE: {nn.MSELoss()(torch.randn(4, 1), torch.randn(4, 1)).item():.4f}")"""), None),
+print(f"MSE: {nn.MSELoss()(torch.randn(4, 1), torch.randn(4, 1)).item():.4f}")""", None),
     ("md", """### With fittorch
 
 A loss is a name (`"cross_entropy"`, `"bce_with_logits"`, `"mse"`, ...), a loss module or any function.
@@ -197,7 +187,7 @@ evaluation. (30 epochs here instead of 100, to keep the notebook fast.)""",
 강의의 데이터: `make_classification` (1000 × 20, 클래스 2개), 80/20 분할, 훈련 데이터에만 맞춘 scaler.
 그리고 루프: forward, loss, `zero_grad`, `backward`, `step`; `train()`과 `eval()`; 평가에는 `no_grad`.
 (노트북을 빠르게 하려고 100 epoch 대신 30 epoch만 훈련합니다.)"""),
-    ("code", ("""from sklearn.datasets import make_classification
+    ("code", """from sklearn.datasets import make_classification
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 from tqdm.auto import tqdm
@@ -234,44 +224,7 @@ for epoch in tqdm(range(num_epochs), desc="Training"):
     with torch.no_grad():
         predicted = model(X_test_tensor).argmax(1)
         test_accuracies.append((predicted == y_test_tensor).float().mean().item())
-print(f"final test accuracy: {test_accuracies[-1]:.4f}")""", """from sklearn.datasets import make_classification
-from sklearn.model_selection import train_test_split
-from sklearn.preprocessing import StandardScaler
-from tqdm.auto import tqdm
-
-X, y = make_classification(n_samples=1000, n_features=20, n_classes=2, random_state=42)
-X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=0.2, random_state=42)
-scaler = StandardScaler().fit(X_tr)  # 훈련 데이터에만 맞춥니다
-X_train_tensor = torch.FloatTensor(scaler.transform(X_tr)).to(device)
-y_train_tensor = torch.LongTensor(y_tr).to(device)
-X_test_tensor = torch.FloatTensor(scaler.transform(X_te)).to(device)
-y_test_tensor = torch.LongTensor(y_te).to(device)
-
-torch.manual_seed(42)
-model = SimpleNN(input_dim=20, hidden_dim=64, output_dim=2).to(device)
-criterion = nn.CrossEntropyLoss()
-optimizer = optim.Adam(model.parameters(), lr=0.001)
-num_epochs, batch_size = 30, 32
-train_losses, test_accuracies = [], []
-
-for epoch in tqdm(range(num_epochs), desc="Training"):
-    model.train()  # 훈련 모드 (Dropout, BatchNorm에 영향)
-    epoch_loss, n_batches = 0.0, 0
-    for i in range(0, len(X_train_tensor), batch_size):
-        X_batch, y_batch = X_train_tensor[i:i + batch_size], y_train_tensor[i:i + batch_size]
-        outputs = model(X_batch)           # 1. Forward
-        loss = criterion(outputs, y_batch)
-        optimizer.zero_grad()              # 2. Backward: 이전 gradient 제거
-        loss.backward()
-        optimizer.step()                   # 3. Update
-        epoch_loss += loss.item()          # (매 step마다 host sync)
-        n_batches += 1
-    train_losses.append(epoch_loss / n_batches)
-    model.eval()  # 평가 모드
-    with torch.no_grad():  # gradient 계산 안 함
-        predicted = model(X_test_tensor).argmax(1)
-        test_accuracies.append((predicted == y_test_tensor).float().mean().item())
-print(f"final test accuracy: {test_accuracies[-1]:.4f}")"""), None),
+print(f"final test accuracy: {test_accuracies[-1]:.4f}")""", None),
     ("md", """### With fittorch
 
 The same experiment in one call. In a notebook you get a progress bar and a live view: the table of the last epochs
@@ -409,6 +362,12 @@ ft.doctor(mistake, (X_train, y_train), val=(X_test, y_test), loss="cross_entropy
 ]
 
 
+def korean_comments(code: str) -> str:
+    for en, ko in KO_COMMENTS.items():
+        code = code.replace(en, ko)
+    return code
+
+
 def build(lang: str) -> nbformat.NotebookNode:
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
@@ -417,8 +376,7 @@ def build(lang: str) -> nbformat.NotebookNode:
         if kind == "md":
             nb.cells.append(nbformat.v4.new_markdown_cell(en if lang == "en" else ko))
         else:
-            text = en if isinstance(en, str) else (en[0] if lang == "en" else en[1])
-            nb.cells.append(nbformat.v4.new_code_cell(text))
+            nb.cells.append(nbformat.v4.new_code_cell(en if lang == "en" else korean_comments(en)))
     for i, cell in enumerate(nb.cells):
         cell["id"] = f"{lang}-{i:02d}"
     return nb
