@@ -157,3 +157,54 @@ def test_a_second_signal_after_the_save_exits_quietly(tmp_path):
     fixed = subprocess.run([sys.executable, "-c", script], env={**os.environ, "MODE": "fix"},
                            capture_output=True, text=True, timeout=120)
     assert fixed.returncode == 128 + signal.SIGINT and "Exception ignored" not in fixed.stderr, fixed.stderr
+
+
+LONG = """\
+name: longrun
+seed: 0
+data:
+  source: sklearn:make_classification
+  params: {n_samples: 2000, n_features: 20, n_informative: 10, n_classes: 3}
+  val_split: 0.2
+model: {type: mlp, hidden: [32]}
+optimizer: {name: adam, lr: 0.001}
+train: {epochs: 300, batch_size: 8, checkpoint_every_steps: 50, log_every: 1}
+"""
+
+
+@pytest.mark.slow
+def test_ctrl_c_twice_on_a_real_run(tmp_path, fittorch_cmd, cli_env):
+    """Ctrl-C, the save, Ctrl-C again while the process ends: exit 75 quietly; `runs` and `report` read it."""
+    import signal
+    import subprocess
+    import threading
+    import time
+
+    (tmp_path / "long.yaml").write_text(LONG)
+    run_dir = tmp_path / "runs" / "longrun"
+    proc = subprocess.Popen([*fittorch_cmd, "fit", str(tmp_path / "long.yaml"), "--out", str(tmp_path / "runs")],
+                            env=cli_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    err: list[str] = []
+    threading.Thread(target=lambda: err.extend(iter(proc.stderr.readline, "")), daemon=True).start()
+    deadline = time.monotonic() + 240
+    metrics = run_dir / "metrics.csv"
+    while time.monotonic() < deadline and proc.poll() is None:
+        if metrics.exists() and len(metrics.read_text().splitlines()) >= 3:
+            break
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    while time.monotonic() < deadline and proc.poll() is None and not any("Continue with" in ln for ln in err):
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGINT)  # the second Ctrl-C, as the process winds down
+    proc.wait(timeout=120)
+    time.sleep(0.2)
+    text = "".join(err)
+    assert proc.returncode == 75, text
+    assert "Exception ignored" not in text and "Traceback" not in text and "KeyboardInterrupt" not in text
+    (row,) = list_runs(tmp_path / "runs")
+    assert row["status"] in ("interrupted", "died") and row["epochs"] >= 2  # from run.json or the checkpoints
+    r = subprocess.run([*fittorch_cmd, "report", str(run_dir)], env=cli_env, capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr
+    page = (run_dir / "report.html").read_text()
+    assert "This run did not finish" in page and " of 300" in page and 'class="status running"' not in page

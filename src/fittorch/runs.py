@@ -164,7 +164,7 @@ def execute(exp, run_dir: Path, *, resume: bool = False, quiet: bool = False, lo
     status = trainer.state.status
     if status == "interrupted":
         if main:
-            exit_at_once_on_signal()  # the checkpoint is saved: a further Ctrl-C just leaves, quietly
+            exit_at_once_on_signal(EXIT_INTERRUPTED)  # the checkpoint is saved: a further Ctrl-C leaves, quietly
             trainer.history.to_csv(run_dir / "metrics.csv")
             _finish(run_dir, info, trainer, started, "interrupted")
             _write_partial(trainer, run_dir, cfg, say)
@@ -185,13 +185,14 @@ def execute(exp, run_dir: Path, *, resume: bool = False, quiet: bool = False, lo
     return 0
 
 
-def exit_at_once_on_signal() -> None:
+def exit_at_once_on_signal(code: int | None = None) -> None:
     """After an interrupted run is saved, a further Ctrl-C/SIGTERM ends the process at once and
-    quietly (no KeyboardInterrupt raised inside interpreter shutdown's atexit callbacks)."""
+    quietly (no KeyboardInterrupt raised inside interpreter shutdown's atexit callbacks), with
+    ``code`` (default: 128 + the signal's number)."""
     import signal
 
     def _exit(signum, frame):
-        os._exit(128 + signum)
+        os._exit(code if code is not None else 128 + signum)
 
     for sig in (getattr(signal, "SIGTERM", None), signal.SIGINT):
         if sig is not None:
@@ -351,22 +352,29 @@ def list_runs(runs_dir: str | os.PathLike = "runs") -> list[dict]:
         info = read_run_json(d)
         if not info and not (d / "config.yaml").exists():
             continue
-        status = info.get("status", "unknown")
-        if status == "running" and info.get("pid") and not _alive(info["pid"]):
-            status = "died"  # killed without a chance to record it (SIGKILL, power loss)
+        status, epochs, seconds = observed(d, info)
         best = info.get("best") or {}
-        epochs, seconds = info.get("epochs"), info.get("seconds")
-        if status in ("died", "running", "interrupted", "failed"):
-            reached = checkpointed_epochs(d)
-            if reached is not None and (epochs is None or reached > epochs):
-                epochs = reached  # a second signal or a kill left run.json behind the checkpoints
-            if status == "died" and not seconds:
-                seconds = None  # unknown: the process never recorded it
         rows.append({"name": d.name, "status": status, "epochs": epochs,
                      "max_epochs": info.get("max_epochs"), "best_metric": best.get("monitor"),
                      "best": best.get("value"), "best_epoch": best.get("epoch"), "test": info.get("test") or {},
                      "seconds": seconds, "started": info.get("started") or "", "path": str(d)})
     return sorted(rows, key=lambda r: (r["started"], r["name"]))
+
+
+def observed(run_dir: Path, info: dict) -> tuple[str, int | None, float | None]:
+    """(status, epochs, seconds) of a run as it stands: a "running" run whose process is gone
+    "died", and a run that did not finish reached at least the epochs its checkpoints hold."""
+    status = info.get("status", "unknown")
+    if status == "running" and info.get("pid") and not _alive(info["pid"]):
+        status = "died"  # killed without a chance to record it (SIGKILL, a second Ctrl-C, power loss)
+    epochs, seconds = info.get("epochs"), info.get("seconds")
+    if status in ("died", "running", "interrupted", "failed"):
+        reached = checkpointed_epochs(run_dir)
+        if reached is not None and (epochs is None or reached > epochs):
+            epochs = reached  # run.json was left behind the checkpoints
+        if status == "died" and not seconds:
+            seconds = None  # unknown: the process never recorded it
+    return status, epochs, seconds
 
 
 def checkpointed_epochs(run_dir: Path) -> int | None:

@@ -41,8 +41,11 @@ def run(args) -> int:
     else:  # interrupted, failed or died: no final model; the curves and the report from the records
         from ..report import write_run_artifacts
 
+        from ..runs import observed
+
         cfg = load_config(run_dir / "config.yaml")
         run = dict(info)
+        run["status"], run["epochs"], _ = observed(run_dir, info)
         run.setdefault("best", _best(history, cfg.monitor))
         write_run_artifacts(None, run_dir, config=cfg.to_dict(), name=run_dir.name, run=run, history=history,
                             total_seconds=info.get("seconds"))
