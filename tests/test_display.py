@@ -38,3 +38,16 @@ def test_model_summary_and_doctor_report_html(small_clf_data, mlp_factory):
     report = ft.doctor(torch.nn.Sequential(mlp_factory(), torch.nn.Softmax(dim=1)), (X, y), checks=["init_loss"])
     html = report._repr_html_()
     assert "fittorch doctor: FAILED" in html and "class='ft-fail'" in html and "fix: Remove the final softmax" in html
+
+
+def test_trainer_html_is_the_fit_summary(small_clf_data, mlp_factory):
+    X, y = small_clf_data
+    trainer = ft.fit(mlp_factory(), (X[:150], y[:150]), val=(X[150:], y[150:]), epochs=4, progress=False,
+                     callbacks=[ft.EarlyStopping("val_accuracy", patience=10, restore_best=True)])
+    html = trainer._repr_html_()
+    best = trainer.history.best("val_accuracy")
+    assert "<td>epochs</td><td>4 of 4</td>" in html
+    assert f"<td>best epoch</td><td>{best['epoch']}: val_accuracy" in html
+    assert f"the best epoch&#x27;s weights (epoch {best['epoch']}" in html
+    plain = ft.fit(mlp_factory(), (X, y), epochs=1, progress=False)._repr_html_()
+    assert "the last epoch&#x27;s weights (epoch 1)" in plain

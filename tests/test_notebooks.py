@@ -30,7 +30,7 @@ def kernel_name(tmp_path_factory, monkeypatch_module):
     (spec / "kernel.json").write_text(json.dumps({
         "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
         "display_name": "fittorch under test", "language": "python",
-        "env": {"OMP_NUM_THREADS": "1", "MPLBACKEND": "module://matplotlib_inline.backend_inline"}}))
+        "env": {"OMP_NUM_THREADS": "1"}}))
     monkeypatch_module.setenv("JUPYTER_PATH", str(root))
     return "fittorch-test"
 
@@ -122,6 +122,7 @@ def test_progress_bar_without_ipywidgets_falls_back_to_text_without_a_warning(ke
         "X = np.random.default_rng(0).normal(size=(64, 4)).astype('float32')\ny = (X[:, 0] > 0).astype('int64')\n"
         "t = ft.Trainer(ft.MLP(4, [8], 2), progress=False, callbacks=[ft.ProgressBar(bar=True, live=False)])\n"
         "h = t.fit((X, y), epochs=3, batch_size=16)",
+        "h.plot()  # pyplot never imported in this kernel: still one image",
     )]
     nbclient.NotebookClient(nb, kernel_name=kernel_name, timeout=300,
                             resources={"metadata": {"path": str(tmp_path)}}).execute()
@@ -131,3 +132,5 @@ def test_progress_bar_without_ipywidgets_falls_back_to_text_without_a_warning(ke
     text = "".join(o.get("text", "") for o in outs if o.output_type == "stream")
     assert "Training" in text and "3/3" in text and "Warning" not in text
     assert not any(WIDGET in o.get("data", {}) for o in outs)
+    plot = nb.cells[2].outputs
+    assert [o.output_type for o in plot if "image/png" in o.get("data", {})] == ["display_data"], plot

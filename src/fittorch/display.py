@@ -88,3 +88,23 @@ def doctor_html(report) -> str:
                f"{n['skip']} skipped in {report.seconds:.1f} s")
     return (_STYLE + f"<table class='ft-table'><caption style='text-align:left'>{caption}</caption>"
             "<tr><th>status</th><th>check</th><th>finding</th></tr>" + "".join(rows) + "</table>")
+
+
+def fit_summary_html(trainer) -> str:
+    """A trainer after ``fit`` (``ft.fit(...)`` as a cell's last line): status, epochs, best and last values."""
+    from .report import STATUS_TEXT, monitor_of, weights_note
+
+    state = trainer.state
+    n_params = sum(p.numel() for p in trainer.model.parameters())
+    rows = [("model", f"{type(trainer.model).__name__} ({n_params:,} params) on {trainer.device}"),
+            ("status", STATUS_TEXT.get(state.status, state.status) + (f": {state.stop_reason}" if state.stop_reason
+                                                                      else "")),
+            ("epochs", f"{state.epoch} of {state.max_epochs}"), ("optimizer steps", state.global_step)]
+    monitor = monitor_of(trainer)
+    best = state.history.best(monitor) if monitor and monitor in state.history.columns else {}
+    if best:
+        rows.append(("best epoch", f"{best['epoch']}: {monitor} {fmt(best[monitor])}"))
+    rows.append(("weights", "the model holds " + weights_note({"epochs": state.epoch,
+                                                               "restored_best_epoch": getattr(state, "restored_best_epoch", None)})))
+    rows += [(k, v) for k, v in state.history.last.items() if k not in ("epoch", "seconds")]
+    return table(("", ""), rows, caption="fittorch Trainer")

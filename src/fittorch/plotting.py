@@ -13,9 +13,9 @@ import sys
 def _pyplot():
     import matplotlib
 
-    # Headless by default (CI, servers); a notebook that already imported pyplot, or a
-    # user who set MPLBACKEND, keeps its own backend.
-    if "matplotlib.pyplot" not in sys.modules and not os.environ.get("MPLBACKEND"):
+    # Headless by default (CI, servers); a Jupyter kernel, a script that already imported
+    # pyplot, or a user who set MPLBACKEND keeps its own backend.
+    if "matplotlib.pyplot" not in sys.modules and not os.environ.get("MPLBACKEND") and _ipython_kernel() is None:
         matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

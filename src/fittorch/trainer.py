@@ -289,6 +289,11 @@ class Trainer:
 
         load_run_state(self, state)
 
+    def _repr_html_(self) -> str:  # Jupyter: the fit summary (status, epochs, best and last values)
+        from .display import fit_summary_html
+
+        return fit_summary_html(self)
+
     # -- helpers the loop uses ----------------------------------------------------------
     def eval_batch_size(self, batch_size: int) -> int:
         return self._val_batch_size or max(batch_size, 1024)
