@@ -48,6 +48,9 @@ def test_compare_page_has_curves_config_diff_and_figures(two_runs, tmp_path, cap
     assert "<th>adam-fast final</th><th>adam-fast best</th><th>adam-slow final</th>" in page
     assert "<td>val_loss</td>" in page and "<td>test accuracy</td>" in page
     assert compare_runs(two_runs).name == "compare.html"  # the Python API, default path
+    root = two_runs[0].parent  # bare names are looked up under RUNS_DIR
+    assert main(["runs", str(root), "--compare", "adam-fast", "adam-slow", "--output", str(tmp_path / "b.html")]) == 0
+    assert (tmp_path / "b.html").read_text().count("<td>optimizer.lr</td>") == 1
 
 
 def test_compare_needs_two_run_directories(two_runs, tmp_path):

@@ -7,6 +7,7 @@ example:
   fittorch runs                  # the runs under ./runs
   fittorch runs /tmp/runs --json
   fittorch runs --compare runs/adam runs/sgd    # one HTML page: curves overlaid, config diff, figures
+  fittorch runs --compare adam sgd              # the same: names are looked up under RUNS_DIR
 
   NAME    STATUS    EPOCHS  BEST                    TEST             TIME  STARTED
   digits  finished  30/30   val_loss 0.0712 @27     accuracy 0.9750  3.1s  2026-01-01T12:00:00Z
@@ -36,7 +37,12 @@ def run(args) -> int:
     if args.compare:
         from ..compare import compare_runs
 
-        path = compare_runs(args.compare, args.output)
+        from pathlib import Path
+
+        # A bare run name is looked up under RUNS_DIR: `fittorch runs --compare adam sgd`.
+        dirs = [d if Path(d).is_dir() or not (Path(args.runs_dir) / d).is_dir() else str(Path(args.runs_dir) / d)
+                for d in args.compare]
+        path = compare_runs(dirs, args.output)
         print(f"Wrote {path}")
         return 0
 
