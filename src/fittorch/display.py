@@ -80,14 +80,14 @@ def doctor_html(report) -> str:
     rows = []
     for c in report.checks:
         fix = f"<br><small>fix: {html.escape(c.fix)}</small>" if c.status in ("warn", "fail") and c.fix else ""
-        rows.append(f"<tr><td class='ft-{c.status}'>{c.status.upper()}</td><td>{html.escape(c.title)}</td>"
+        rows.append(f"<tr><td class='ft-{c.status}'>{c.status.upper()}</td><td style='text-align:left'>{html.escape(c.title)}</td>"
                     f"<td style='text-align:left'>{html.escape(c.summary)}{fix}</td></tr>")
     n = report.counts()
     verdict = "FAILED" if n["fail"] else "OK"
     caption = (f"fittorch doctor: {verdict} &mdash; {n['pass']} passed, {n['warn']} warned, {n['fail']} failed, "
                f"{n['skip']} skipped in {report.seconds:.1f} s")
     return (_STYLE + f"<table class='ft-table'><caption style='text-align:left'>{caption}</caption>"
-            "<tr><th>status</th><th>check</th><th>finding</th></tr>" + "".join(rows) + "</table>")
+            "<tr><th>status</th><th style='text-align:left'>check</th><th style='text-align:left'>finding</th></tr>" + "".join(rows) + "</table>")
 
 
 def fit_summary_html(trainer) -> str:
