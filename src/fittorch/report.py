@@ -16,7 +16,6 @@ import json
 import math
 import os
 import platform
-import time
 from pathlib import Path
 
 STATUS_TEXT = {
