@@ -92,7 +92,11 @@ def _ipython_kernel():
     from IPython import get_ipython
 
     ip = get_ipython()
-    return ip if ip is not None and type(ip).__name__ == "ZMQInteractiveShell" else None
+    if ip is None or "ipykernel" not in sys.modules:  # a terminal IPython has no kernel to display in
+        return None
+    from ipykernel.zmqshell import ZMQInteractiveShell
+
+    return ip if isinstance(ip, ZMQInteractiveShell) else None  # Jupyter, Colab and VS Code subclass it
 
 
 def plot_history(history, path=None, *, title: str | None = None, best: str | None = None, max_lr_marks: int = 8):
