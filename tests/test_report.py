@@ -158,7 +158,7 @@ def test_fittorch_report_rebuilds_the_identical_report(tmp_path, capsys):
     assert f"computed with the best epoch&#x27;s weights (epoch {restored}" in page
     from fittorch.runs import summary_line
 
-    assert f"test (best weights, epoch {restored})" in summary_line(run_dir, info)
+    assert f"tested with the best weights (epoch {restored})" in summary_line(run_dir, info)
 
 
 def test_interrupted_run_gets_a_report_that_says_so(tmp_path, capsys):

@@ -249,12 +249,13 @@ def summary_line(run_dir, info: dict) -> str:
     best = info.get("best")
     if best and best.get("value") is not None:
         parts.append(f"best {best['monitor']} {best['value']:.4f} (epoch {best['epoch']})")
-    test = info.get("test") or {}
-    if test:
+    test = {k: v for k, v in (info.get("test") or {}).items() if isinstance(v, (int, float))}
+    for key, value in test.items():
+        parts.append(f"test {key} {value:.4f}")
+    if test:  # which weights the test figures come from
         restored = info.get("restored_best_epoch")
-        weights = f"best weights, epoch {restored}" if restored else f"last weights, epoch {info.get('epochs', '?')}"
-        parts.append(f"test ({weights}) " + ", ".join(f"{k} {v:.4f}" for k, v in test.items()
-                                                     if isinstance(v, (int, float))))
+        parts.append(f"tested with the best weights (epoch {restored})" if restored else
+                     f"tested with the last weights (epoch {info.get('epochs', '?')})")
     return " | ".join(parts) + f" -> {run_dir}"
 
 
