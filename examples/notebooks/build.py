@@ -94,7 +94,7 @@ micro-batch 사이에 누적되며, 이때 loss를 조정해 큰 배치 하나�
 
 from fittorch import step
 
-source = inspect.getsource(step.train_step)
+source = inspect.getsource(step.Step.train_step)
 print(source[source.index("# 1. Forward"):source.index("# 4.")])""", None),
     ("md", "## 2. `nn.Module`\n\n### Plain PyTorch", "## 2. 신경망 정의 (`nn.Module`)\n\n### 순수 PyTorch"),
     ("code", """class SimpleNN(nn.Module):
