@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 from .._version import __version__
+from .. import schemas
 from ..errors import CheckpointError, ConfigError
 from ..loop import stack_losses
 from . import store
@@ -243,12 +244,20 @@ def load_checkpoint(path: str | os.PathLike, *, device: str | torch.device = "cp
     loaded = {}
     for name in ("model.safetensors", "state.safetensors", "state.json"):
         data = store.read_file(path / name, manifest)
+        if name.endswith(".json"):  # parsed into a schema: bounded nesting, a train state with sane numbers
+            loaded[name], _ = schemas.parse_json(data, schemas.StateJson, what=str(path / name), allow_nan=True,
+                                                 error=CheckpointError, hint=store._previous_hint(path))
+            continue
         try:
-            loaded[name] = json.loads(data) if name.endswith(".json") else st_load(data)
+            loaded[name] = st_load(data)
         except (SafetensorError, ValueError, UnicodeDecodeError) as exc:
             raise CheckpointError(f"{path / name} could not be parsed ({exc}) although its hash matches the "
                                   f"manifest; it was not written by fittorch. {store._previous_hint(path)}") from None
-    state = unflatten(loaded["state.json"], loaded["state.safetensors"])
+    try:
+        state = unflatten(loaded["state.json"], loaded["state.safetensors"])
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError) as exc:
+        raise CheckpointError(f"{path / 'state.json'} does not fit its tensors ({type(exc).__name__}: {exc}); "
+                              f"the checkpoint is damaged. {store._previous_hint(path)}") from None
     model_state = loaded["model.safetensors"]
     if str(device) != "cpu":
         model_state = {k: v.to(device) for k, v in model_state.items()}
@@ -306,7 +315,18 @@ def resume(trainer, source) -> bool:
                        f"Resuming from the previous good checkpoint {path} instead; the steps after it are redone.")
         check_compatible(ckpt.config, run_config(trainer), str(path))
         state = dict(ckpt.state, model=ckpt.model_state)
-        load_run_state(trainer, state, source=str(path))
+        try:
+            load_run_state(trainer, state, source=str(path))
+        except CheckpointError:
+            raise
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError, RuntimeError, OverflowError) as exc:
+            # values that parse but cannot be restored (a garbage RNG state, a wrong-sized buffer):
+            # damaged like a bad hash; the next candidate restores every part again.
+            if not fallback:
+                raise CheckpointError(f"{path} cannot be restored ({type(exc).__name__}: {exc}); it is damaged. "
+                                      f"{store._previous_hint(path)}") from None
+            skipped.append(f"{path} cannot be restored ({type(exc).__name__}: {exc})")
+            continue
         trainer.checkpoint_path = path
         return True
     error = skipped[0] if skipped else ""
