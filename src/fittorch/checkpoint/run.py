@@ -164,12 +164,15 @@ def check_compatible(saved: dict, current: dict, source: str) -> None:
 
 
 # -- saving and loading ------------------------------------------------------------------------------
-def weights_finite(model) -> bool:
-    """One host sync: are all floating-point parameters and buffers finite?"""
+def weights_finite(model, losses: list | None = None) -> bool:
+    """One host sync: are all floating-point parameters and buffers (and ``losses``) finite?"""
     tensors = [t for t in list(model.parameters()) + list(model.buffers()) if t.is_floating_point()]
-    if not tensors:
+    checks = [torch.isfinite(t).all() for t in tensors]
+    if losses:  # the epoch's batch losses so far: a step that went bad since the last check
+        checks.append(torch.isfinite(stack_losses(losses).to(checks[0].device if checks else "cpu")).all())
+    if not checks:
         return True
-    return bool(torch.stack([torch.isfinite(t).all() for t in tensors]).all())
+    return bool(torch.stack(checks).all())
 
 
 def save_checkpoint(trainer, directory: str | os.PathLike, *, monitor: dict | None = None) -> Path | None:
@@ -184,10 +187,13 @@ def save_checkpoint(trainer, directory: str | os.PathLike, *, monitor: dict | No
                                              if k in RANK_LOCAL}) if trainer.dist.enabled else None
     try:
         if trainer.dist.is_main:
-            if not weights_finite(trainer.model):
+            # skip mode leaves the skipped steps' losses non-finite on purpose; its weights never took them
+            losses = trainer.epoch_losses if getattr(trainer, "nonfinite", "stop") != "skip" else None
+            if not weights_finite(trainer.model, losses):
                 raise NonFiniteWeights(
                     f"Not saving a checkpoint at epoch {trainer.state.epoch}, batch {trainer.state.batch_in_epoch}: "
-                    "the model's weights are not finite (NaN or inf). The previous checkpoint is kept."
+                    "the model's weights or this epoch's losses are not finite (NaN or inf). The previous "
+                    "checkpoint is kept."
                 )
             path = _write(trainer, Path(directory), monitor, ranks)
     finally:
