@@ -163,6 +163,32 @@ def check_compatible(saved: dict, current: dict, source: str) -> None:
                    "but its bits may differ from an uninterrupted run.")
 
 
+def check_optimizer_state(saved, optimizer, source: str) -> None:
+    """The saved optimizer state has this optimizer's groups and settings, each of the same kind.
+
+    ``load_state_dict`` copies any group dict as it is; a damaged one would only fail at the next step.
+    """
+    groups = saved.get("param_groups") if isinstance(saved, dict) else None
+    if not isinstance(groups, list) or len(groups) != len(optimizer.param_groups) \
+            or not isinstance(saved.get("state"), dict):
+        raise CheckpointError(f"The optimizer state in {source} does not have this optimizer's "
+                              f"{len(optimizer.param_groups)} parameter group(s); the checkpoint is damaged.")
+    for i, (old, new) in enumerate(zip(groups, optimizer.param_groups)):
+        if not isinstance(old, dict):
+            raise CheckpointError(f"The optimizer state in {source}: parameter group {i} is not a mapping.")
+        for key, value in new.items():
+            if key == "params":
+                continue
+            number = isinstance(value, (int, float)) and value is not None
+            seen = old.get(key, ...)
+            if seen is ... or (number and (not isinstance(seen, (int, float)) or seen != seen)) \
+                    or (isinstance(value, (tuple, list)) and (not isinstance(seen, (tuple, list))
+                                                             or len(seen) != len(value))):
+                raise CheckpointError(f"The optimizer state in {source}: parameter group {i} has "
+                                      f"{key}={str(seen)[:40] if seen is not ... else 'nothing'}; expected a value "
+                                      f"like {value!r}. The checkpoint is damaged.")
+
+
 # -- saving and loading ------------------------------------------------------------------------------
 def weights_finite(model, losses: list | None = None) -> bool:
     """One host sync: are all floating-point parameters and buffers (and ``losses``) finite?"""
@@ -322,9 +348,13 @@ def resume(trainer, source) -> bool:
         check_compatible(ckpt.config, run_config(trainer), str(path))
         state = dict(ckpt.state, model=ckpt.model_state)
         try:
+            check_optimizer_state(state.get("optimizer"), trainer.optimizer, str(path))
             load_run_state(trainer, state, source=str(path))
-        except CheckpointError:
-            raise
+        except CheckpointError as exc:
+            if not fallback or "does not fit" in str(exc):  # settings (not damage) are refused at once
+                raise
+            skipped.append(str(exc))
+            continue
         except (ValueError, TypeError, KeyError, IndexError, AttributeError, RuntimeError, OverflowError) as exc:
             # values that parse but cannot be restored (a garbage RNG state, a wrong-sized buffer):
             # damaged like a bad hash; the next candidate restores every part again.
