@@ -3,28 +3,12 @@
 from __future__ import annotations
 
 import json
-import shutil
 
 import pytest
 
 from fittorch.changes import diff
 from fittorch.cli import main
-from test_runs_trust import CONFIG, make_data
-
-
-@pytest.fixture(scope="module")
-def base_run(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("changes")
-    make_data(folder)
-    (folder / "base.yaml").write_text(CONFIG)
-    assert main(["fit", str(folder / "base.yaml"), "--out", str(folder / "runs"), "--quiet"]) == 0
-    return folder
-
-
-@pytest.fixture
-def run(base_run, tmp_path):
-    shutil.copytree(base_run, tmp_path / "w")
-    return tmp_path / "w" / "runs" / "base"
+from test_runs_trust import base_run, run  # noqa: F401 - fixtures: one real finished run
 
 
 def lr_column(run) -> list[float]:

@@ -62,7 +62,7 @@ def test_two_concurrent_fits_of_one_name_get_two_folders(tmp_path, fittorch_cmd,
 
 
 def test_a_second_writer_is_refused_naming_the_holder_and_a_stale_lock_is_taken_over(run, cli_env, capsys):
-    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom fittorch.runs import RunLock\n"
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom fittorch.rundir import RunLock\n"
                                "with RunLock(sys.argv[1]):\n    print('held', flush=True)\n    time.sleep(120)\n",
                                str(run)], env=cli_env, stdout=subprocess.PIPE, text=True)
     try:

@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 
 from fittorch import schemas
 from fittorch.errors import CheckpointError
-from test_runs_trust import CONFIG, make_data
+from test_runs_trust import base_run  # noqa: F401 - fixture: one real finished run
 
 EXAMPLES = int(os.environ.get("FITTORCH_FUZZ_EXAMPLES", "30"))
 DEEP = "__DEEP__"
@@ -60,17 +60,6 @@ def test_parse_json_names_the_file_and_the_problem():
 
 
 # -- the fuzz test -------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def base_run(tmp_path_factory):
-    from fittorch.cli import main
-
-    folder = tmp_path_factory.mktemp("fuzz")
-    make_data(folder)
-    (folder / "base.yaml").write_text(CONFIG)
-    assert main(["fit", str(folder / "base.yaml"), "--out", str(folder / "runs"), "--quiet"]) == 0
-    return folder
-
-
 def _paths(tree, prefix=()):
     yield prefix
     if isinstance(tree, dict):

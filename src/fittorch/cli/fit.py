@@ -42,7 +42,8 @@ def run(args) -> int:
     from ..config import load_config, save_config
     from ..errors import ConfigError, DataError, DataTypeError, ModelError
     from ..experiment import Experiment, build_trainer, prepare_data
-    from ..runs import RunLock, check_run_name, create_run_dir, execute, is_main_process
+    from ..rundir import RunLock, check_run_name, create_run_dir
+    from ..runs import execute, is_main_process
 
     cfg = load_config(args.config, args.overrides)
     if args.name:

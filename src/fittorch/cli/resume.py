@@ -37,7 +37,8 @@ def run(args) -> int:
 
     from ..errors import CheckpointError
     from ..experiment import supports_checkpoints
-    from ..runs import RunLock, check_run_dir
+    from ..rundir import RunLock
+    from ..runs import check_run_dir
 
     run_dir = Path(check_run_dir(args.run_dir))
     if not supports_checkpoints():
