@@ -20,3 +20,27 @@ def add_trust_code(p) -> None:
     p.add_argument("--trust-code", action="store_true",
                    help="allow the run's config.yaml to import and run code (model.type: import); "
                         "only for run folders whose code you have checked")
+
+
+def seed(text: str) -> int:
+    """``--seed``: an integer in [0, 2**32), what numpy and scikit-learn accept."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if not 0 <= value < 2**32:
+        raise argparse.ArgumentTypeError(f"{value} is out of range; expected 0 <= seed < 2**32")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """``--lr``: a finite number above 0."""
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"{value} must be a finite number above 0")
+    return value

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ._args import positive_int
+
 EXAMPLE = """\
 example:
   fittorch fit examples/configs/digits.yaml
@@ -30,7 +32,7 @@ def add_parser(sub) -> None:
                    help="use exactly this run directory instead of RUNS_DIR/NAME (it must not hold a run yet); "
                         "for launchers that start several processes of one run")
     p.add_argument("--quiet", action="store_true", help="print only the final summary line")
-    p.add_argument("--nproc", type=int, metavar="N",
+    p.add_argument("--nproc", type=positive_int, metavar="N",
                    help="train in N processes on this machine (DDP via torch.distributed.run: one per GPU, "
                         "or N CPU processes on gloo); see docs/distributed.md")
     p.set_defaults(run=run)

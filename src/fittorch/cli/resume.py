@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ._args import add_trust_code
+from ._args import add_trust_code, positive_int
 
 EXAMPLE = """\
 example:
@@ -24,7 +24,7 @@ def add_parser(sub) -> None:
                                    "trainer are rebuilt from RUN_DIR/config.yaml alone.",
                        epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("run_dir", metavar="RUN_DIR")
-    p.add_argument("--epochs", type=int, help="new total number of epochs (may only grow)")
+    p.add_argument("--epochs", type=positive_int, help="new total number of epochs (may only grow)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
                    help="change a setting that is safe to change mid-run, e.g. --set optimizer.lr=0.001")
     p.add_argument("--quiet", action="store_true", help="print only the final summary line")
@@ -68,12 +68,14 @@ def _resume(args, run_dir) -> int:
         raise CheckpointError(f"{run_dir} has no checkpoint yet (it stopped before the first one was written); "
                               f"start it again with: fittorch fit {path}")
     saved = saved_run_config(ckpt)
+    edited = {}
     if saved is None:
         warnings.warn(f"The newest checkpoint in {ckpt} does not record the config it was trained with, so edits "
                       f"of {path} cannot be checked against it.", stacklevel=1)
         saved = file_cfg.to_dict()
     else:  # config.yaml edited by hand since the checkpoint: an unsafe edit is refused, a safe one applied
-        check_safe(diff(saved, file_cfg.to_dict()), what=f"{path} (edited since the checkpoint)", run_dir=run_dir)
+        edited = diff(saved, file_cfg.to_dict())
+        check_safe(edited, what=f"{path} (edited since the checkpoint)", run_dir=run_dir)
     changes = diff(saved, cfg.to_dict())
     info = read_run_json(run_dir)
     if args.epochs is not None and args.epochs < file_cfg.train.epochs:
@@ -93,7 +95,8 @@ def _resume(args, run_dir) -> int:
     exp.trainer.run_config = cfg.to_dict()
     if changes:
         for key, (old, new) in changes.items():
-            print(f"Resuming with {key} {old!r} -> {new!r}", file=sys.stderr)
+            how = " (edited in config.yaml since the checkpoint)" if key in edited else ""
+            print(f"Resuming with {key} {old!r} -> {new!r}{how}", file=sys.stderr)
         exp.trainer.callbacks.append(ApplyChanges({k: new for k, (_, new) in changes.items() if k in SAFE}))
         history = info.get("changes") if isinstance(info.get("changes"), list) else []
         update_run_json(run_dir, changes=[*history, {"at": now(), "set": {k: [o, n] for k, (o, n) in
