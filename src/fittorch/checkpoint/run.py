@@ -173,6 +173,18 @@ def check_optimizer_state(saved, optimizer, source: str) -> None:
             or not isinstance(saved.get("state"), dict):
         raise CheckpointError(f"The optimizer state in {source} does not have this optimizer's "
                               f"{len(optimizer.param_groups)} parameter group(s); the checkpoint is damaged.")
+    params = [p for g in optimizer.param_groups for p in g["params"]]
+    for key, per_param in saved["state"].items():
+        if not isinstance(key, int) or not 0 <= key < len(params) or not isinstance(per_param, dict):
+            raise CheckpointError(f"The optimizer state in {source} holds an entry {str(key)[:40]!r} that is not one "
+                                  f"of the {len(params)} parameters; the checkpoint is damaged.")
+        for name, value in per_param.items():
+            shape_ok = isinstance(value, torch.Tensor) and (value.numel() == 1 or value.shape == params[key].shape)
+            if not (shape_ok or value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))):
+                shown = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+                raise CheckpointError(f"The optimizer state in {source}: parameter {key}'s {str(name)[:40]!r} is "
+                                      f"{shown}, not a tensor of shape {tuple(params[key].shape)}; the checkpoint "
+                                      "is damaged.")
     for i, (old, new) in enumerate(zip(groups, optimizer.param_groups)):
         if not isinstance(old, dict):
             raise CheckpointError(f"The optimizer state in {source}: parameter group {i} is not a mapping.")
