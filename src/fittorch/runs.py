@@ -271,6 +271,8 @@ def load_run(run_dir: str | os.PathLike, *, checkpoint: str | None = None, trust
     if meta.get("preprocessing") is None:
         raise CheckpointError(f"{run_dir / 'model.json'} has no 'preprocessing' entry; it was not written by "
                               "`fittorch fit`. Use fittorch.load() for a bare model file.")
+    schemas.check(meta["preprocessing"], schemas.PreprocessingSchema, what=f"{run_dir / 'model.json'} (preprocessing)",
+                  error=CheckpointError)  # one finite mean and positive scale per feature, known classes
     prep = Preprocessing.from_dict(meta["preprocessing"])
     check_model_fits(cfg, prep, run_dir)
     trainer = build_trainer(cfg, prep, run_dir=None, quiet=True)

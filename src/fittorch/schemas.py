@@ -113,7 +113,7 @@ class ModelJson(_Lenient):
     feature_names: list[Name] | None = Field(None, max_length=MAX_ITEMS)
     n_features_in: Count | None = None
     output_kind: dict | None = None
-    preprocessing: PreprocessingSchema | None = None
+    preprocessing: dict | None = None  # `fittorch fit`'s is checked with PreprocessingSchema where it is used
 
 
 class BestSchema(_Lenient):
@@ -187,8 +187,13 @@ def parse_json(data: bytes | str, schema: type[BaseModel], *, what: str, error: 
         raise error(f"{what} is damaged (not valid JSON: {exc}). {hint}".rstrip()) from None
     if not isinstance(raw, dict):
         raise error(f"{what} is damaged: it holds a {type(raw).__name__}, not a JSON object. {hint}".rstrip())
+    return raw, check(raw, schema, what=what, error=error, hint=hint)
+
+
+def check(data, schema: type[BaseModel], *, what: str, error: type[Exception], hint: str = ""):
+    """``schema.model_validate(data)``, or ``error`` naming ``what`` and the first problems."""
     try:
-        return raw, schema.model_validate(raw)
+        return schema.model_validate(data)
     except ValidationError as exc:
         raise error(f"{what} is damaged or not written by fittorch: {describe(exc)}. {hint}".rstrip()) from None
 
