@@ -43,7 +43,8 @@ class Trainer:
         loss: a name (``cross_entropy``, ``nll``, ``bce``, ``bce_with_logits``, ``mse``, ``l1``,
             ``smooth_l1``, ``huber``), a torch loss module, or any ``callable(output, target)``.
         optimizer: a name (``sgd``, ``adam``, ``adamw``, ``rmsprop``, ``adagrad``), an optimizer
-            instance, or a factory ``params -> optimizer``.
+            instance, a factory ``params -> optimizer``, or ``None`` for a trainer that only
+            evaluates and predicts.
         lr: learning rate for a named optimizer (torch's default if omitted; 0.01 for sgd).
         optimizer_kwargs: extra arguments for a named optimizer, e.g. ``{"weight_decay": 1e-4}``.
         metrics: names (``accuracy``, ``mse``, ``mae``, ``r2``) or torchmetrics objects;
@@ -90,7 +91,10 @@ class Trainer:
         self.loss_fn, self.loss_info = resolve_loss(loss)
         if isinstance(self.loss_fn, nn.Module):
             self.loss_fn = self.loss_fn.to(self.device)
-        self.optimizer = build_optimizer(optimizer, self.model, lr, optimizer_kwargs, self.device)
+        # optimizer=None: an inference-only trainer (evaluate, predict). Building a torch optimizer
+        # imports torch._dynamo (about 1 s in a fresh process), which inference never needs.
+        self.optimizer = None if optimizer is None else build_optimizer(optimizer, self.model, lr,
+                                                                         optimizer_kwargs, self.device)
         self.metric_specs = metrics
         self.seed = int(seed)
         self.precision = precision
@@ -141,6 +145,9 @@ class Trainer:
         processes for a Dataset. Validation runs after every epoch, in eval mode, without gradients.
         """
         validation.check_num_workers(num_workers)
+        if self.optimizer is None:
+            raise ConfigError("This Trainer was built with optimizer=None, for evaluate/predict only, so it "
+                              "cannot fit. Pass an optimizer, e.g. Trainer(model, optimizer='adam').")
         keep = self.classes if self.state.status != "created" else None
         fd = prepare_fit(train, val, loss_info=self.loss_info, seed=self.seed, classes=keep,
                          num_workers=num_workers, device=self.device)
@@ -320,6 +327,8 @@ class Trainer:
         self.checkpoint_dir = None if checkpoint_dir is None else str(checkpoint_dir)
 
     def _check_checkpoint_dir_unused(self) -> None:
+        if self.checkpoint_dir is None:
+            return
         from .checkpoint import latest
         from .errors import CheckpointError
 
