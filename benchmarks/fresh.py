@@ -87,7 +87,10 @@ def fresh_fits(wname: str, impls: list[str], repeats: int, threads: int, epochs:
            for key in ("fit_wall_s", "fit_cpu_s", "process_wall_s", "process_cpu_s", "impl_import_s", "val_acc")}
     for name in impls:
         row = {key: statistics.median(col[key][name]) for key in col}
-        row["all"] = runs[name]
+        row["all"] = [{k: v for k, v in x.items() if k != "modules"} for x in runs[name]]
+        row["modules"] = len(runs[name][0]["modules"])  # besides fittorch's own and the harness's
+        if BASELINE in impls:  # what this one imported that the hand-optimized loop did not
+            row["modules_beyond_hand"] = sorted(set(runs[name][0]["modules"]) - set(runs[BASELINE][0]["modules"]))
         for ref, label in ((BASELINE, "hand"), (LESSON, "lesson")):
             for key, short in (("fit_wall_s", "fit_wall"), ("fit_cpu_s", "fit_cpu"), ("process_wall_s", "proc_wall")):
                 row[f"vs_{label}_{short}"] = _ratio(col[key][ref], col[key][name]) if ref in impls else None
@@ -104,13 +107,20 @@ def fresh_table(res: dict, title: str) -> str:
     lines = [f"### {res['workload']}, fresh process: {title} ({res['threads']} thread(s), {res['repeats']} rounds)", "",
              "| implementation | training call s (wall) | CPU s | speed vs hand-optimized, wall / CPU | "
              "speed vs lesson loop, wall / CPU | whole process s (wall) | whole process vs lesson | "
-             "library import s | val acc |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "library import s | modules loaded | val acc |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for name, r in sorted(res["rows"].items(), key=lambda kv: kv[1]["fit_wall_s"]):
         lines.append(f"| {name} | {r['fit_wall_s']:.3f} | {r['fit_cpu_s']:.3f} | "
                      f"{_f(r['vs_hand_fit_wall'])} / {_f(r['vs_hand_fit_cpu'])} | "
                      f"{_f(r['vs_lesson_fit_wall'])} / {_f(r['vs_lesson_fit_cpu'])} | {r['process_wall_s']:.2f} | "
-                     f"{_f(r['vs_lesson_proc_wall'])} | {r['impl_import_s']:.3f} | {r['val_acc']:.3f} |")
+                     f"{_f(r['vs_lesson_proc_wall'])} | {r['impl_import_s']:.3f} | {r.get('modules', '-')} | "
+                     f"{r['val_acc']:.3f} |")
+    if not any("modules" in r for r in res["rows"].values()):  # results saved before that column existed
+        return "\n".join(lines)
+    extra = {n: r["modules_beyond_hand"] for n, r in res["rows"].items() if r.get("modules_beyond_hand")}
+    lines.append("\nModules (besides fittorch's own) imported beyond the hand-optimized loop's: "
+                 + ("; ".join(f"{n}: {', '.join(m[:12])}{' ...' if len(m) > 12 else ''}" for n, m in extra.items())
+                    if extra else "none") + ".")
     return "\n".join(lines)
 
 

@@ -45,7 +45,8 @@ def main() -> None:
     (wall, cpu), acc = mod.run(w)
     print(json.dumps({"impl": args.impl, "workload": args.workload, "fit_wall_s": wall, "fit_cpu_s": cpu,
                       "impl_import_s": t_import, "val_acc": acc, "steps": w.steps,
-                      "in_process_s": time.perf_counter() - T_START, "threads": torch.get_num_threads()}))
+                      "in_process_s": time.perf_counter() - T_START, "threads": torch.get_num_threads(),
+                      "modules": sorted(m for m in sys.modules if not m.startswith(("fittorch", "impls")))}))
 
 
 if __name__ == "__main__":
