@@ -1,0 +1,200 @@
+"""``export_run`` (a run directory) and ``export_trainer`` (a fitted Trainer): trace, write, check.
+
+Both validate the format and the output path before any compute, trace once with
+``torch.export`` (dynamic batch), write ``.onnx`` or ``.pt2`` to a temporary file, run that
+file on held-out rows against fittorch's predict, and only then move it into place.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import ConfigError, DataTypeError, unknown_name
+from . import parity, sources
+from .trace import trace
+from .wrap import OUTPUT_NAMES, Contract, NamedInputs, ServingModule, outputs_of
+from .writers import publish, temp_path, write_onnx, write_pt2
+
+FORMATS = ("onnx", "pt2")
+DEFAULT_TOLERANCE = 1e-4
+DEFAULT_ROWS = 1000
+
+
+@dataclass
+class ExportResult:
+    path: Path
+    format: str
+    parity: parity.Parity
+    seconds: float
+    contract: Contract
+
+    def summary(self) -> str:
+        return f"Wrote {self.path} ({self.format}, {self.path.stat().st_size / 1024:.0f} KiB)\n{self.parity.line()}"
+
+
+def check_format(fmt: str) -> str:
+    if not isinstance(fmt, str) or fmt.lower().lstrip(".") not in FORMATS:
+        raise unknown_name("export format", str(fmt), FORMATS,
+                           "onnx runs on onnxruntime without torch; pt2 is a torch.export ExportedProgram.")
+    return fmt.lower().lstrip(".")
+
+
+def output_path(path: str | os.PathLike | None, fmt: str, default_dir: Path | None) -> Path:
+    """Where to write: a file ending in .onnx/.pt2 in an existing, writable folder."""
+    if path is None:
+        if default_dir is None:
+            raise ConfigError("Name the file to write, e.g. trainer.export('model.onnx', format='onnx').")
+        return default_dir / f"model.{fmt}"
+    p = Path(path)
+    if p.is_dir():
+        return p / f"model.{fmt}"
+    if not p.suffix:
+        p = p.with_suffix(f".{fmt}")
+    if p.suffix.lower() != f".{fmt}":
+        raise ConfigError(f"The output {str(p)!r} ends in {p.suffix!r}, but the format is {fmt}; name it "
+                          f"{p.with_suffix('.' + fmt).name}, or pass --format {p.suffix.lstrip('.').lower()}.")
+    parent = p.parent if str(p.parent) else Path(".")
+    if not parent.is_dir():
+        raise ConfigError(f"The output folder {str(parent)!r} does not exist. Create it first "
+                          f"(mkdir -p {parent}), or choose another output path.")
+    if not os.access(parent, os.W_OK):
+        raise ConfigError(f"The output folder {str(parent)!r} is not writable; choose another output path.")
+    return p
+
+
+def export_run(run_dir: str | os.PathLike, *, format: str = "onnx", output=None, checkpoint: str | None = None,
+               rows: str | None = None, tolerance: float = DEFAULT_TOLERANCE,
+               max_rows: int = DEFAULT_ROWS) -> ExportResult:
+    """Export a run directory's model with its standardization folded in; parity-checked."""
+    fmt = check_format(format)
+    if checkpoint not in (None, "best", "last"):
+        raise unknown_name("checkpoint", str(checkpoint), ("best", "last"))
+    final = output_path(output, fmt, Path(run_dir))
+    src = sources.load_run_source(str(run_dir), checkpoint=checkpoint, rows=rows, max_rows=max_rows)
+    prep, trainer = src.prep, src.trainer
+    model = serving_copy(trainer.model)
+    head = sources.head_of(prep)
+    module = ServingModule(model, head=head, mean=prep.mean, scale=prep.scale, target_mean=prep.target_mean,
+                           target_scale=prep.target_scale)
+    contract = Contract(task=prep.task, input_names=["features"], output_names=OUTPUT_NAMES[head],
+                        feature_names=list(prep.feature_names), classes=prep.classes, target=prep.target,
+                        standardized_in_graph=prep.mean is not None, mean=prep.mean, scale=prep.scale,
+                        source=f"{Path(run_dir).name}" + (f" (checkpoint {checkpoint})" if checkpoint else ""))
+    expected = sources.reference(trainer, prep, src.rows)
+    what = f"The model of {run_dir} ({type(model).__name__})"
+    return _export(module, src.rows, contract, expected, final, fmt, tolerance, src.rows_from, what)
+
+
+def export_trainer(trainer, path, *, format: str = "onnx", example=None, preprocessing=None,
+                   tolerance: float = DEFAULT_TOLERANCE) -> ExportResult:
+    """``trainer.export(...)``: export a fitted Trainer's model, checked on ``example``'s rows."""
+    fmt = check_format(format)
+    final = output_path(path, fmt, None)
+    trainer._check_fitted("export")
+    model = serving_copy(trainer.model)
+    kind = trainer.output_kind
+    head = {"multiclass": "softmax", "binary": "sigmoid" if (kind and kind.logits) else "probability"}.get(
+        getattr(kind, "task", "regression"), "raw")
+    task = "regression" if head == "raw" else "classification"
+    what = f"The trainer's model ({type(model).__name__})"
+    if isinstance(example, dict):
+        inputs = named_example(example)
+        module = NamedInputs(model, head=head, as_kwargs=bool(getattr(trainer.parts, "kwargs_input", False)))
+        names = list(inputs)
+        eager = trainer.predict({k: torch.from_numpy(v) for k, v in inputs.items()})
+        if preprocessing is not None:
+            raise ConfigError("preprocessing= folds a standardization into one feature matrix; a model with "
+                              "named inputs gets its inputs as they are. Leave out preprocessing.")
+    else:
+        inputs = matrix_example(example, trainer)
+        prep = preprocessing
+        module = ServingModule(model, head=head, mean=getattr(prep, "mean", None), scale=getattr(prep, "scale", None))
+        names = ["features"]
+        eager = trainer.predict(prep.transform(inputs) if prep is not None else inputs)
+    expected = dict(zip(OUTPUT_NAMES[head], (t.numpy() for t in outputs_of(eager.float(), head, None, None))))
+    contract = Contract(task=task, input_names=names, output_names=OUTPUT_NAMES[head],
+                        feature_names=getattr(preprocessing, "feature_names", None) or trainer.feature_names,
+                        classes=trainer.classes, standardized_in_graph=getattr(preprocessing, "mean", None) is not None,
+                        mean=getattr(preprocessing, "mean", None), scale=getattr(preprocessing, "scale", None),
+                        source=f"Trainer({type(model).__name__})")
+    return _export(module, inputs, contract, expected, final, fmt, tolerance, "the example rows", what)
+
+
+def serving_copy(model: torch.nn.Module) -> torch.nn.Module:
+    """The user's module (out of DDP / compile wrappers), copied to the CPU in eval mode; the trainer's stays."""
+    import copy
+
+    from ..serialization import unwrap
+
+    return copy.deepcopy(unwrap(model)).cpu().eval()
+
+
+def matrix_example(example, trainer) -> np.ndarray:
+    if example is None:
+        n = trainer.n_features_in
+        if n is None:
+            raise ConfigError("Pass example=X: a few input rows (an array or tensor) to trace the model and check "
+                              "the exported file against predict.")
+        return np.random.default_rng(0).standard_normal((64, n)).astype(np.float32)
+    if isinstance(example, torch.Tensor):
+        example = example.detach().cpu().numpy()
+    if isinstance(example, (tuple, list)) and example and not np.isscalar(example[0]):
+        raise DataTypeError("example= is a tuple of inputs; pass a dict {name: array} so that each input gets a "
+                            "name in the exported graph, or a single array.")
+    try:
+        arr = np.asarray(example, dtype=np.float32)
+    except (TypeError, ValueError) as exc:
+        raise DataTypeError(f"example= must be numeric rows (an array or tensor); got {type(example).__name__} "
+                            f"({exc}).") from None
+    if arr.ndim < 2 or len(arr) < 1:
+        raise DataTypeError(f"example= has shape {arr.shape}; expected rows first, e.g. (n_rows, n_features).")
+    return arr
+
+
+def named_example(example: dict) -> dict[str, np.ndarray]:
+    """A dict batch: every value a tensor/array with the same number of rows; names become input names."""
+    out = {}
+    for key, value in example.items():
+        if not isinstance(key, str) or not key.isidentifier():
+            raise DataTypeError(f"example= has the key {key!r}; input names must be identifiers (letters, digits, _).")
+        if isinstance(value, torch.Tensor):
+            value = value.detach().cpu().numpy()
+        if not isinstance(value, np.ndarray) or value.dtype == object or value.ndim < 1:
+            raise DataTypeError(
+                f"example[{key!r}] is a {type(value).__name__}; only a flat dict of arrays/tensors (one per named "
+                "input, rows first) can be exported. Nested dicts, lists and Python values cannot be graph "
+                "inputs: flatten them into tensors, or wrap the model in a module taking tensors.")
+        out[key] = value.astype(np.float32) if value.dtype.kind == "f" else value
+    lengths = {k: len(v) for k, v in out.items()}
+    if not out or len(set(lengths.values())) != 1:
+        raise DataTypeError(f"example= inputs must all have the same number of rows; got {lengths}.")
+    return out
+
+
+def _export(module, inputs, contract: Contract, expected, final: Path, fmt: str, tolerance: float, rows_from: str,
+            what: str) -> ExportResult:
+    started = time.perf_counter()
+    rows = len(next(iter(inputs.values()))) if isinstance(inputs, dict) else len(inputs)
+    traced_rows = (lambda a: np.concatenate([a, a]) if len(a) == 1 else a)  # one row would freeze the batch size
+    if isinstance(inputs, dict):
+        program = trace(module, (), {k: torch.from_numpy(traced_rows(v)) for k, v in inputs.items()}, what)
+    else:
+        program = trace(module, (torch.from_numpy(traced_rows(inputs)),), {}, what)
+    tmp = temp_path(final)
+    try:
+        if fmt == "onnx":
+            write_onnx(program, tmp, contract, what)
+        else:
+            write_pt2(program, tmp, contract)
+        got = parity.run_exported(tmp, fmt, inputs, contract.output_names)
+        result = parity.check(got, expected, tolerance=tolerance, rows=rows, rows_from=rows_from, fmt=fmt)
+        publish(tmp, final)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return ExportResult(final, fmt, result, time.perf_counter() - started, contract)

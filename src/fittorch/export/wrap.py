@@ -1,0 +1,90 @@
+"""The module that gets exported: the run's standardization, the model, and predict's outputs.
+
+:class:`ServingModule` takes the raw numeric features, applies ``(x - mean) / scale`` with the
+means and scales fitted on the training rows, runs the model and returns what ``predict``
+gives: ``logits`` and ``probabilities`` for classification, ``prediction`` (in the target's
+original units) for regression. :class:`NamedInputs` exports a model that takes several
+named tensors (a dict batch) with those names as the graph's inputs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import torch
+from torch import nn
+
+from .._version import __version__
+
+
+@dataclass
+class Contract:
+    """What a served model takes and gives; written into the file's metadata as JSON."""
+
+    task: str  # classification | regression
+    input_names: list[str]
+    output_names: list[str]
+    feature_names: list[str] | None = None
+    classes: list | None = None
+    target: str | None = None
+    standardized_in_graph: bool = False
+    mean: list[float] | None = None
+    scale: list[float] | None = None
+    fittorch_version: str = __version__
+    source: str = ""
+    extra: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class ServingModule(nn.Module):
+    """raw features -> standardize -> model -> predict's outputs (one tensor input)."""
+
+    def __init__(self, model: nn.Module, *, head: str, mean=None, scale=None, target_mean=None,
+                 target_scale=None):
+        super().__init__()
+        self.model = model
+        self.head = head  # "softmax" | "sigmoid" | "probability" | "regression" | "raw"
+        self.standardize = mean is not None
+        if self.standardize:
+            self.register_buffer("mean", torch.as_tensor(mean, dtype=torch.float32))
+            self.register_buffer("scale", torch.as_tensor(scale, dtype=torch.float32))
+        self.target_mean = None if target_mean is None else float(target_mean)
+        self.target_scale = None if target_scale is None else float(target_scale)
+
+    def forward(self, features: torch.Tensor):
+        x = (features - self.mean) / self.scale if self.standardize else features
+        return outputs_of(self.model(x).float(), self.head, self.target_mean, self.target_scale)
+
+
+class NamedInputs(nn.Module):
+    """A model fed a dict batch: the dict's keys become the graph's input names."""
+
+    def __init__(self, model: nn.Module, *, head: str, as_kwargs: bool):
+        super().__init__()
+        self.model = model
+        self.head = head
+        self.as_kwargs = as_kwargs  # model(**inputs) (the Trainer's dict convention) or model(inputs)
+
+    def forward(self, **inputs: torch.Tensor):
+        out = self.model(**inputs) if self.as_kwargs else self.model(inputs)
+        return outputs_of(out.float(), self.head, None, None)
+
+
+def outputs_of(out: torch.Tensor, head: str, target_mean, target_scale) -> tuple[torch.Tensor, ...]:
+    if head == "softmax":
+        return out, torch.softmax(out, dim=1)
+    if head in ("sigmoid", "probability"):
+        p1 = torch.sigmoid(out.reshape(-1)) if head == "sigmoid" else out.reshape(-1)
+        return out, torch.stack([1 - p1, p1], dim=1)
+    if head == "regression":  # the run's decode: column 0, back in the target's units
+        value = out.reshape(out.shape[0], -1)[:, 0]
+        if target_mean is not None:
+            value = value * target_scale + target_mean
+        return (value,)
+    return (out,)
+
+
+OUTPUT_NAMES = {"softmax": ["logits", "probabilities"], "sigmoid": ["logits", "probabilities"],
+                "probability": ["output", "probabilities"], "regression": ["prediction"], "raw": ["prediction"]}
