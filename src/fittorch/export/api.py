@@ -105,8 +105,8 @@ def export_trainer(trainer, path, *, format: str = "onnx", example=None, preproc
     what = f"The trainer's model ({type(model).__name__})"
     if isinstance(example, dict):
         inputs = named_example(example)
-        module = NamedInputs(model, head=head, as_kwargs=bool(getattr(trainer.parts, "kwargs_input", False)))
         names = list(inputs)
+        module = NamedInputs(model, names, head=head, as_kwargs=bool(getattr(trainer.parts, "kwargs_input", False)))
         eager = trainer.predict({k: torch.from_numpy(v) for k, v in inputs.items()})
         if preprocessing is not None:
             raise ConfigError("preprocessing= folds a standardization into one feature matrix; a model with "
@@ -183,9 +183,9 @@ def _export(module, inputs, contract: Contract, expected, final: Path, fmt: str,
     rows = len(next(iter(inputs.values()))) if isinstance(inputs, dict) else len(inputs)
     traced_rows = (lambda a: np.concatenate([a, a]) if len(a) == 1 else a)  # one row would freeze the batch size
     if isinstance(inputs, dict):
-        program = trace(module, (), {k: torch.from_numpy(traced_rows(v)) for k, v in inputs.items()}, what)
+        program = trace(module, tuple(torch.from_numpy(traced_rows(v)) for v in inputs.values()), what, varargs=True)
     else:
-        program = trace(module, (torch.from_numpy(traced_rows(inputs)),), {}, what)
+        program = trace(module, (torch.from_numpy(traced_rows(inputs)),), what)
     tmp = temp_path(final)
     try:
         if fmt == "onnx":

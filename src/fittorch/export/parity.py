@@ -43,7 +43,7 @@ def run_exported(path: Path, fmt: str, inputs, output_names: list[str]) -> dict[
     module = program.module()
     with torch.no_grad():
         if isinstance(inputs, dict):
-            out = module(**{k: torch.as_tensor(v) for k, v in inputs.items()})
+            out = module(*(torch.as_tensor(v) for v in inputs.values()))
         else:
             out = module(torch.as_tensor(inputs))
     out = out if isinstance(out, (tuple, list)) else (out,)

@@ -46,15 +46,19 @@ def quiet_exporter(log: io.StringIO):
             lg.setLevel(level)
 
 
-def trace(module: torch.nn.Module, args: tuple, kwargs: dict, what: str) -> torch.export.ExportedProgram:
-    """``torch.export.export`` with a dynamic batch dimension on every input; errors for people."""
+def trace(module: torch.nn.Module, args: tuple, what: str, *, varargs: bool = False) -> torch.export.ExportedProgram:
+    """``torch.export.export`` with a dynamic batch dimension on every input; errors for people.
+
+    ``varargs``: the module's forward is ``forward(*tensors)`` (:class:`NamedInputs`).
+    """
     batch = torch.export.Dim("batch", min=1)
-    dynamic = {k: {0: batch} for k in kwargs} if kwargs else tuple({0: batch} for _ in args)
+    per_input = tuple({0: batch} for _ in args)
     log = io.StringIO()
     module.eval()
     try:
         with quiet_exporter(log):
-            return torch.export.export(module, args, kwargs=kwargs or None, dynamic_shapes=dynamic, strict=False)
+            return torch.export.export(module, args, dynamic_shapes=(per_input,) if varargs else per_input,
+                                       strict=False)
     except Exception as exc:  # noqa: BLE001 - torch.export raises many internal types; each becomes one message
         raise untraceable(exc, what, log.getvalue()) from None
 
@@ -72,9 +76,10 @@ def untraceable(exc: BaseException, what: str, log: str) -> ExportFailed:
                "which a traced graph cannot do. Write the branch with tensor ops (torch.where), or with torch.cond "
                "for real control flow, or move the decision out of forward")
     elif "Constraints violated" in str(root) and "batch" in str(root):
-        why = ("its forward fixes the batch size (for example x.view(32, -1) or a loop over the rows), so the "
-               "exported graph could not take any number of rows. Use x.reshape(x.shape[0], ...) or -1 for "
-               "the batch dimension")
+        size = re.search(r"constant \((\d+)\)", str(root))
+        why = (f"its forward fixes the batch size{' to ' + size.group(1) if size else ''} (a reshape/view with a "
+               "literal size, or an `if` on x.shape[0]), so the exported graph could not take any number of rows. "
+               "Use x.reshape(x.shape[0], ...) or -1 for the batch dimension, and no branch on the batch size")
     elif ".numpy()" in str(root) or "tolist" in str(root):
         why = ("its forward leaves torch (.numpy(), .tolist() or a Python value computed from a tensor). Keep the "
                "computation in torch ops")

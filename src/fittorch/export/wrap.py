@@ -59,15 +59,17 @@ class ServingModule(nn.Module):
 
 
 class NamedInputs(nn.Module):
-    """A model fed a dict batch: the dict's keys become the graph's input names."""
+    """A model fed a dict batch: the dict's keys become the graph's input names, in their order."""
 
-    def __init__(self, model: nn.Module, *, head: str, as_kwargs: bool):
+    def __init__(self, model: nn.Module, names: list[str], *, head: str, as_kwargs: bool):
         super().__init__()
         self.model = model
+        self.names = list(names)
         self.head = head
         self.as_kwargs = as_kwargs  # model(**inputs) (the Trainer's dict convention) or model(inputs)
 
-    def forward(self, **inputs: torch.Tensor):
+    def forward(self, *tensors: torch.Tensor):
+        inputs = dict(zip(self.names, tensors))
         out = self.model(**inputs) if self.as_kwargs else self.model(inputs)
         return outputs_of(out.float(), self.head, None, None)
 
