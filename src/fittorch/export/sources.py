@@ -33,8 +33,8 @@ def load_run_source(run_dir: str, *, checkpoint: str | None, rows: str | None, m
     p = Path(run_dir)
     if not p.is_dir():
         raise ConfigError(f"Run directory {str(p)!r} does not exist. List runs with: fittorch runs")
-    if not (p / "model.safetensors").is_file() and checkpoint is None:
-        hint = (f"Finish it with: fittorch resume {p}, or export its newest checkpoint with --checkpoint last"
+    if not (p / "model.safetensors").is_file():
+        hint = (f"It has checkpoints: finish it with fittorch resume {p}, then export"
                 if (p / "checkpoints").is_dir() else "Train it first with: fittorch fit CONFIG.yaml")
         raise CheckpointError(f"{p} has no trained weights (model.safetensors is missing; the folder holds: "
                               f"{', '.join(sorted(x.name for x in p.iterdir())) or 'nothing'}). {hint}.")

@@ -1,0 +1,117 @@
+"""`fittorch export`: what it prints, and a clear error for each kind of bad input."""
+
+from __future__ import annotations
+
+import shutil
+import textwrap
+
+import pytest
+
+from export_helpers import ROOT, fit_run
+
+pytest.importorskip("onnx")
+pytest.importorskip("onnxruntime")
+pytest.importorskip("onnxscript")
+
+from fittorch.cli import main  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def iris_run(tmp_path_factory):
+    return fit_run(tmp_path_factory.mktemp("runs"), "iris_csv.yaml", "--set", "train.epochs=3")
+
+
+def test_export_prints_where_and_the_parity_figure(iris_run, tmp_path, capsys):
+    assert main(["export", str(iris_run), "--format", "pt2", "-o", str(tmp_path / "iris.pt2"),
+                 "--rows", str(ROOT / "examples" / "data" / "iris_holdout.csv")]) == 0
+    out = capsys.readouterr().out
+    assert f"Wrote {tmp_path / 'iris.pt2'}" in out
+    assert "parity on 15 rows (first 15 of" in out and "max |exported - fittorch predict| = " in out
+    assert (tmp_path / "iris.pt2").is_file() and [p.name for p in tmp_path.iterdir()] == ["iris.pt2"]
+
+
+@pytest.mark.parametrize("args, code, message", [
+    (["--format", "onxx"], 2, "Unknown export format 'onxx'. Did you mean 'onnx'?"),
+    (["-o", "{tmp}/no/such/folder/m.onnx"], 2, "output folder '{tmp}/no/such/folder' does not exist"),
+    (["-o", "{tmp}/m.pt2"], 2, "ends in '.pt2', but the format is onnx"),
+    (["--checkpoint", "first"], 2, "Unknown checkpoint 'first'"),
+])
+def test_bad_arguments_are_refused_before_any_work(iris_run, tmp_path, capsys, args, code, message):
+    args = [a.format(tmp=tmp_path) for a in args]
+    assert main(["export", str(iris_run), *args]) == code
+    err = capsys.readouterr().err
+    assert message.format(tmp=tmp_path) in err and "Traceback" not in err
+    assert not (iris_run / "model.onnx").exists()
+
+
+def test_a_run_without_weights_says_how_to_get_them(iris_run, tmp_path, capsys):
+    run = tmp_path / "unfinished"
+    shutil.copytree(iris_run, run)
+    (run / "model.safetensors").unlink()
+    assert main(["export", str(run)]) == 1
+    err = capsys.readouterr().err
+    assert "has no trained weights (model.safetensors is missing" in err
+    assert f"It has checkpoints: finish it with fittorch resume {run}, then export" in err
+    assert main(["export", str(run), "--checkpoint", "last"]) == 1  # a checkpoint needs the run's model.json too
+    assert not (run / "model.onnx").exists()
+
+
+def test_an_imported_model_that_cannot_be_traced_names_its_line(tmp_path, capsys, monkeypatch):
+    (tmp_path / "branchy_models.py").write_text(textwrap.dedent("""
+        from torch import nn
+
+        class Branchy(nn.Module):
+            def __init__(self, in_features, out_features):
+                super().__init__()
+                self.lin = nn.Linear(in_features, out_features)
+
+            def forward(self, x):
+                out = self.lin(x)
+                if out.max() > 100:  # a decision on tensor values
+                    out = out / 100
+                return out
+    """))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    (tmp_path / "cfg.yaml").write_text(textwrap.dedent(f"""
+        name: branchy
+        data: {{source: sklearn:iris, test_split: 0.2}}
+        model: {{type: import, target: "branchy_models:Branchy"}}
+        train: {{epochs: 1}}
+    """))
+    assert main(["fit", str(tmp_path / "cfg.yaml"), "--quiet", "--out", str(tmp_path / "runs")]) == 0
+    capsys.readouterr()
+    assert main(["export", str(tmp_path / "runs" / "branchy")]) == 2
+    err = capsys.readouterr().err
+    assert "(Branchy) cannot be exported: its forward branches on the values of a tensor" in err
+    assert "branchy_models.py:11 `if out.max() > 100:" in err and "torch.where" in err
+
+
+def test_export_is_listed_in_help_and_its_module_imports_no_torch(capsys):
+    import subprocess
+    import sys
+
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert "export" in capsys.readouterr().out
+    proc = subprocess.run([sys.executable, "-c", "import sys, importlib, fittorch.cli as c; before = set(sys.modules); "
+                           "importlib.import_module('fittorch.cli.export'); "
+                           "print(sorted(m for m in set(sys.modules) - before "
+                           "if m.split('.')[0] in ('torch', 'onnx', 'onnxruntime', 'onnxscript')))"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0 and proc.stdout.strip() == "[]", proc.stderr
+
+
+def test_the_python_snippets_in_docs_export_run(iris_run, tmp_path, monkeypatch, capsys):
+    import re
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs").mkdir()
+    shutil.copytree(iris_run, tmp_path / "runs" / "iris_csv")
+    assert main(["export", "runs/iris_csv", "--format", "pt2"]) == 0
+    blocks = re.findall(r"```python\n(.*?)```", (ROOT / "docs" / "export.md").read_text(), flags=re.S)
+    runnable = [b for b in blocks if "sys.argv" not in b]  # the serving script runs in tests/test_serving.py
+    assert len(blocks) == 3 and len(runnable) == 2
+    for block in runnable:
+        exec(compile(block, "docs/export.md", "exec"), {})
+    out = capsys.readouterr().out
+    assert "parity on 256 rows (the example rows)" in out and "virginica" in out
