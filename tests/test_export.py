@@ -234,3 +234,30 @@ def load_demo_trainer(folder):
 
     trainer = Trainer(load_model(folder / "model.safetensors"), progress=False)
     return trainer.load(folder / "model.safetensors")
+
+
+def test_gap_filling_and_missing_flags_are_folded_column_by_column(tmp_path):
+    """The tabular preprocessing's numeric columns: NaN -> training median, standardize, a 0/1 flag after it."""
+    from fittorch.export.api import _export, make_contract
+    from fittorch.export.wrap import Fold, ServingModule
+
+    fold = Fold(mean=[1.0, -2.0, 10.0], scale=[2.0, 0.5, 4.0], fill=[0.5, -1.0, 12.0], indicator=[True, False, True])
+    torch.manual_seed(0)
+    model = nn.Linear(5, 3)  # 3 values + 2 flags, interleaved: a, a_missing, b, c, c_missing
+    raw = np.random.default_rng(0).normal(size=(20, 3)).astype(np.float32)
+    raw[::3, 0] = np.nan
+    raw[1::4, 2] = np.nan
+    gaps = np.isnan(raw)
+    filled = np.where(gaps, np.asarray(fold.fill, dtype=np.float32), raw)
+    z = (filled - np.asarray(fold.mean, dtype=np.float32)) / np.asarray(fold.scale, dtype=np.float32)
+    inputs = np.stack([z[:, 0], gaps[:, 0], z[:, 1], z[:, 2], gaps[:, 2]], axis=1).astype(np.float32)
+    with torch.no_grad():
+        logits = model(torch.from_numpy(inputs)).numpy()
+    expected = {"logits": logits, "probabilities": torch.softmax(torch.from_numpy(logits), 1).numpy()}
+    module = ServingModule(model, head="softmax", fold=fold)
+    contract = make_contract("classification", ["features"], "softmax", ["a", "b", "c"], ["x", "y", "z"], fold, "t")
+    for fmt in ("onnx", "pt2"):
+        result = _export(module, raw, contract, expected, tmp_path / f"m.{fmt}", fmt, 1e-5, "rows", "m")
+        assert result.parity.max_abs_diff < 1e-5
+    (got, _) = ort.InferenceSession(str(tmp_path / "m.onnx")).run(None, {"features": raw[:3]})
+    np.testing.assert_allclose(got, logits[:3], atol=1e-5)

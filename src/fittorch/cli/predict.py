@@ -27,6 +27,12 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
+    if args.run_dir.lower().endswith(".pt2"):
+        from ..errors import ConfigError
+
+        raise ConfigError(f"{args.run_dir} is a torch.export program; fittorch predict takes a run directory or an "
+                          ".onnx file. Load a .pt2 file with torch.export.load (see docs/export.md), or predict "
+                          "with the run it came from.")
     out = predict_onnx(args) if args.run_dir.lower().endswith(".onnx") else predict_run(args)
     write(out, args.output)
     return 0

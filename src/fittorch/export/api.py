@@ -80,15 +80,22 @@ def export_run(run_dir: str | os.PathLike, *, format: str = "onnx", output=None,
     prep, trainer = src.prep, src.trainer
     model = serving_copy(trainer.model)
     head = sources.head_of(prep)
-    module = ServingModule(model, head=head, mean=prep.mean, scale=prep.scale, target_mean=prep.target_mean,
+    module = ServingModule(model, head=head, fold=src.fold, target_mean=prep.target_mean,
                            target_scale=prep.target_scale)
-    contract = Contract(task=prep.task, input_names=["features"], output_names=OUTPUT_NAMES[head],
-                        feature_names=list(prep.feature_names), classes=prep.classes, target=prep.target,
-                        standardized_in_graph=prep.mean is not None, mean=prep.mean, scale=prep.scale,
-                        source=f"{Path(run_dir).name}" + (f" (checkpoint {checkpoint})" if checkpoint else ""))
-    expected = sources.reference(trainer, prep, src.rows)
+    contract = make_contract(prep.task, ["features"], head, src.feature_names, prep.classes, src.fold,
+                             f"{Path(run_dir).name}" + (f" (checkpoint {checkpoint})" if checkpoint else ""))
+    contract.target = prep.target
+    rows = sources.with_gaps(src.fold, src.rows)
+    expected = sources.reference(trainer, prep, rows, src.feature_names)
     what = f"The model of {run_dir} ({type(model).__name__})"
-    return _export(module, src.rows, contract, expected, final, fmt, tolerance, src.rows_from, what)
+    return _export(module, rows, contract, expected, final, fmt, tolerance, src.rows_from, what)
+
+
+def make_contract(task, input_names, head, feature_names, classes, fold, source) -> Contract:
+    return Contract(task=task, input_names=input_names, output_names=OUTPUT_NAMES[head],
+                    feature_names=feature_names, classes=classes, standardized_in_graph=fold is not None,
+                    mean=fold and fold.mean, scale=fold and fold.scale, fill=fold and fold.fill,
+                    indicator=fold and fold.indicator, source=source)
 
 
 def export_trainer(trainer, path, *, format: str = "onnx", example=None, preprocessing=None,
@@ -103,26 +110,28 @@ def export_trainer(trainer, path, *, format: str = "onnx", example=None, preproc
         getattr(kind, "task", "regression"), "raw")
     task = "regression" if head == "raw" else "classification"
     what = f"The trainer's model ({type(model).__name__})"
+    fold, feature_names = sources.fold_of(preprocessing) if preprocessing is not None else (None, None)
     if isinstance(example, dict):
+        if preprocessing is not None:
+            raise ConfigError("preprocessing= folds a standardization into one feature matrix; a model with "
+                              "named inputs gets its inputs as they are. Leave out preprocessing.")
         inputs = named_example(example)
         names = list(inputs)
         module = NamedInputs(model, names, head=head, as_kwargs=bool(getattr(trainer.parts, "kwargs_input", False)))
         eager = trainer.predict({k: torch.from_numpy(v) for k, v in inputs.items()})
-        if preprocessing is not None:
-            raise ConfigError("preprocessing= folds a standardization into one feature matrix; a model with "
-                              "named inputs gets its inputs as they are. Leave out preprocessing.")
     else:
         inputs = matrix_example(example, trainer)
-        prep = preprocessing
-        module = ServingModule(model, head=head, mean=getattr(prep, "mean", None), scale=getattr(prep, "scale", None))
+        module = ServingModule(model, head=head, fold=fold)
         names = ["features"]
-        eager = trainer.predict(prep.transform(inputs) if prep is not None else inputs)
+        if preprocessing is not None:
+            import pandas as pd
+
+            eager = trainer.predict(preprocessing.frame_to_X(pd.DataFrame(inputs, columns=feature_names), "example"))
+        else:
+            eager = trainer.predict(inputs)
     expected = dict(zip(OUTPUT_NAMES[head], (t.numpy() for t in outputs_of(eager.float(), head, None, None))))
-    contract = Contract(task=task, input_names=names, output_names=OUTPUT_NAMES[head],
-                        feature_names=getattr(preprocessing, "feature_names", None) or trainer.feature_names,
-                        classes=trainer.classes, standardized_in_graph=getattr(preprocessing, "mean", None) is not None,
-                        mean=getattr(preprocessing, "mean", None), scale=getattr(preprocessing, "scale", None),
-                        source=f"Trainer({type(model).__name__})")
+    contract = make_contract(task, names, head, feature_names or trainer.feature_names, trainer.classes,
+                             fold, f"Trainer({type(model).__name__})")
     return _export(module, inputs, contract, expected, final, fmt, tolerance, "the example rows", what)
 
 

@@ -16,8 +16,10 @@ import numpy as np
 
 from ..errors import CheckpointError, ConfigError
 from ..preprocess import Preprocessing
+from .wrap import Fold
 
-KNOWN_PREPROCESSING = set(Preprocessing.__dataclass_fields__) | {"standardize"}
+# "tabular": the column-wise preprocessing (fills, scales, vocabularies) of runs with fittorch.tabular
+KNOWN_PREPROCESSING = set(Preprocessing.__dataclass_fields__) | {"standardize", "tabular"}
 
 
 @dataclass
@@ -26,7 +28,8 @@ class RunSource:
     prep: Preprocessing
     rows: np.ndarray  # raw features, float32
     rows_from: str
-    cfg: object | None = None
+    fold: Fold | None = None
+    feature_names: list[str] | None = None  # the graph's input columns, in order
 
 
 def load_run_source(run_dir: str, *, checkpoint: str | None, rows: str | None, max_rows: int) -> RunSource:
@@ -55,6 +58,13 @@ def load_run_source(run_dir: str, *, checkpoint: str | None, rows: str | None, m
 def refuse_unsupported(meta: dict, run_dir: Path) -> None:
     """Categorical columns (a vocabulary in the preprocessing) are not exported yet: say so."""
     pre = meta.get("preprocessing") or {}
+    categorical = [c.get("name") for c in (pre.get("tabular") or {}).get("categorical") or ()]
+    if categorical:
+        raise ConfigError(
+            f"{run_dir} has categorical column(s) {', '.join(map(repr, categorical[:8]))}, which fittorch export "
+            "does not support yet: only numeric columns (gap fill, standardization) are folded into the exported "
+            "graph. Train on numeric columns (data.numeric: [...]), or serve this run with fittorch predict. "
+            "See docs/export.md, 'Categorical columns'.")
     unknown = sorted(k for k, v in pre.items() if k not in KNOWN_PREPROCESSING and v)
     if unknown:
         raise ConfigError(
@@ -68,17 +78,19 @@ def _from_fit_run(p: Path, checkpoint, rows, max_rows) -> RunSource:
     from ..runs import load_run
 
     cfg, prep, trainer = load_run(p, checkpoint=checkpoint)
+    fold, names = fold_of(prep)
     if rows is not None:
         from ..cli._data import feature_data
 
         X = feature_data(cfg, prep, rows)
-        return RunSource(trainer, prep, raw_rows(prep, X[:max_rows]), f"first {min(len(X), max_rows)} of {rows}", cfg)
+        return RunSource(trainer, prep, raw_rows(fold, X[:max_rows]), f"first {min(len(X), max_rows)} of {rows}",
+                         fold, names)
     from ..experiment import prepare_data
 
     _, splits = prepare_data(cfg)  # same seed, same split as in training
     which = next(k for k in ("test", "val", "train") if getattr(splits, k) is not None)
     X = getattr(splits, which)[0][:max_rows]
-    return RunSource(trainer, prep, raw_rows(prep, X), f"the run's {which} split", cfg)
+    return RunSource(trainer, prep, raw_rows(fold, X), f"the run's {which} split", fold, names)
 
 
 def _from_model_folder(p: Path, meta: dict, rows, max_rows) -> RunSource:
@@ -103,23 +115,49 @@ def _from_model_folder(p: Path, meta: dict, rows, max_rows) -> RunSource:
                          target=meta.get("target"))
     if prep.task == "classification" and prep.classes is None:
         prep.classes = list(range((meta.get("output_kind") or {}).get("num_classes") or 2))
+    fold, names = fold_of(prep)
     if rows is not None:
         from ..data.files import read_table
 
         X = prep.frame_to_X(read_table(rows), rows, allow=(prep.target or "y",))[:max_rows]
-        return RunSource(trainer, prep, raw_rows(prep, X), f"first {len(X)} of {rows}")
+        return RunSource(trainer, prep, raw_rows(fold, X), f"first {len(X)} of {rows}", fold, names)
     rng = np.random.default_rng(0)
     z = rng.standard_normal((max_rows, n)).astype(np.float32)
     note = "synthetic rows drawn from the fitted mean and scale; pass --rows FILE to check real rows"
-    return RunSource(trainer, prep, raw_rows(prep, z), note)
+    return RunSource(trainer, prep, raw_rows(fold, z), note, fold, names)
 
 
-def raw_rows(prep: Preprocessing, X_standardized: np.ndarray) -> np.ndarray:
-    """Undo the standardization: the raw features a server would receive, as float32."""
-    X = np.asarray(X_standardized, dtype=np.float64)
-    if prep.mean is not None:
-        X = X * np.asarray(prep.scale) + np.asarray(prep.mean)
-    return X.astype(np.float32)
+def fold_of(prep) -> tuple[Fold | None, list[str]]:
+    """The numeric preprocessing to fold into the graph, and the graph's input columns in order.
+
+    A tabular run (``prep.tabular``) fills gaps with the training median, standardizes and may add
+    "was missing" flags, column by column; an older run standardizes with ``mean``/``scale``.
+    """
+    tab = getattr(prep, "tabular", None)
+    if tab:
+        if tab.get("categorical"):
+            raise ConfigError("This run has categorical columns; fittorch export supports numeric columns only "
+                              "(see docs/export.md, 'Categorical columns').")
+        cols = tab.get("numeric") or []
+        fold = Fold(mean=[float(c["mean"]) for c in cols], scale=[float(c["scale"]) for c in cols],
+                    fill=[float(c["fill"]) for c in cols], indicator=[bool(c.get("indicator")) for c in cols])
+        return fold, [str(c["name"]) for c in cols]
+    names = list(prep.feature_names or [])
+    if prep.mean is None:
+        return None, names
+    return Fold(mean=list(prep.mean), scale=list(prep.scale)), names
+
+
+def raw_rows(fold: Fold | None, X_model: np.ndarray) -> np.ndarray:
+    """Undo the preprocessing of model inputs: the raw features a server would receive, as float32.
+
+    A filled gap comes back as the fill value (a valid raw value); "was missing" flags are dropped.
+    """
+    X = np.asarray(X_model, dtype=np.float64)
+    if fold is None:
+        return X.astype(np.float32)
+    values = [i for i, j in enumerate(fold.layout()) if j < len(fold.mean)]
+    return (X[:, values] * np.asarray(fold.scale) + np.asarray(fold.mean)).astype(np.float32)
 
 
 def head_of(prep: Preprocessing) -> str:
@@ -129,9 +167,22 @@ def head_of(prep: Preprocessing) -> str:
     return "sigmoid" if prep.binary_output else "softmax"
 
 
-def reference(trainer, prep: Preprocessing, raw: np.ndarray) -> dict[str, np.ndarray]:
-    """fittorch's own predict on the raw rows: the saved preprocessing, the model, decode."""
-    output = trainer.predict(prep.transform(raw))
+def with_gaps(fold: Fold | None, raw: np.ndarray) -> np.ndarray:
+    """Where the graph fills gaps, blank one entry in every 7th row so that parity checks the filling too."""
+    if fold is None or fold.fill is None or not raw.size:
+        return raw
+    raw = raw.copy()
+    rows = np.arange(0, len(raw), 7)
+    raw[rows, rows % raw.shape[1]] = np.nan
+    return raw
+
+
+def reference(trainer, prep: Preprocessing, raw: np.ndarray, names: list[str]) -> dict[str, np.ndarray]:
+    """fittorch's own predict on the raw rows: a table through the saved preprocessing, the model, decode."""
+    import pandas as pd
+
+    X = prep.frame_to_X(pd.DataFrame(raw.astype(np.float64), columns=names), "the parity rows")
+    output = trainer.predict(X)
     values, proba = prep.decode(output)
     if prep.task == "regression":
         return {"prediction": np.asarray(values, dtype=np.float64)}

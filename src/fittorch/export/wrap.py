@@ -30,6 +30,8 @@ class Contract:
     standardized_in_graph: bool = False
     mean: list[float] | None = None
     scale: list[float] | None = None
+    fill: list[float] | None = None  # a missing value (NaN) becomes this, before standardizing
+    indicator: list[bool] | None = None  # a 0/1 "was missing" input follows the column's value
     fittorch_version: str = __version__
     source: str = ""
     extra: dict = field(default_factory=dict)
@@ -38,23 +40,60 @@ class Contract:
         return asdict(self)
 
 
-class ServingModule(nn.Module):
-    """raw features -> standardize -> model -> predict's outputs (one tensor input)."""
+@dataclass
+class Fold:
+    """The numeric preprocessing of one raw column each: fill a gap, standardize, maybe flag the gap.
 
-    def __init__(self, model: nn.Module, *, head: str, mean=None, scale=None, target_mean=None,
+    ``fill`` is None for runs without gap filling (a NaN then goes through, as in training);
+    ``indicator[i]`` adds a 0/1 "was missing" input right after column i's value.
+    """
+
+    mean: list[float]
+    scale: list[float]
+    fill: list[float] | None = None
+    indicator: list[bool] | None = None
+
+    def layout(self) -> list[int]:
+        """Model input column -> index into cat([values, gaps]): each value, then its gap flag."""
+        n = len(self.mean)
+        order: list[int] = []
+        for i in range(n):
+            order.append(i)
+            if self.indicator and self.indicator[i]:
+                order.append(n + i)
+        return order
+
+
+class ServingModule(nn.Module):
+    """raw features -> fill gaps, standardize (the fitted :class:`Fold`) -> model -> predict's outputs."""
+
+    def __init__(self, model: nn.Module, *, head: str, fold: Fold | None = None, target_mean=None,
                  target_scale=None):
         super().__init__()
         self.model = model
         self.head = head  # "softmax" | "sigmoid" | "probability" | "regression" | "raw"
-        self.standardize = mean is not None
-        if self.standardize:
-            self.register_buffer("mean", torch.as_tensor(mean, dtype=torch.float32))
-            self.register_buffer("scale", torch.as_tensor(scale, dtype=torch.float32))
+        self.standardize = fold is not None
+        self.fills = fold is not None and fold.fill is not None
+        self.flags = fold is not None and bool(fold.indicator) and any(fold.indicator)
+        if fold is not None:
+            self.register_buffer("mean", torch.as_tensor(fold.mean, dtype=torch.float32))
+            self.register_buffer("scale", torch.as_tensor(fold.scale, dtype=torch.float32))
+            if self.fills:
+                self.register_buffer("fill", torch.as_tensor(fold.fill, dtype=torch.float32))
+            if self.flags:
+                self.register_buffer("order", torch.as_tensor(fold.layout(), dtype=torch.int64))
         self.target_mean = None if target_mean is None else float(target_mean)
         self.target_scale = None if target_scale is None else float(target_scale)
 
     def forward(self, features: torch.Tensor):
-        x = (features - self.mean) / self.scale if self.standardize else features
+        x = features
+        if self.standardize:
+            gaps = torch.isnan(x)
+            if self.fills:
+                x = torch.where(gaps, self.fill, x)
+            x = (x - self.mean) / self.scale
+            if self.flags:
+                x = torch.cat([x, gaps.to(x.dtype)], dim=1).index_select(1, self.order)
         return outputs_of(self.model(x).float(), self.head, self.target_mean, self.target_scale)
 
 
