@@ -33,8 +33,10 @@ def diabetes_run(tmp_path_factory):
 
 def _fittorch_predict(run_dir, X_raw):
     """Labels, probabilities and logits as `fittorch predict` computes them (saved preprocessing + model)."""
+    import pandas as pd
+
     _, prep, trainer = load_run(run_dir)
-    logits = trainer.predict(prep.transform(X_raw))
+    logits = trainer.predict(prep.frame_to_X(pd.DataFrame(X_raw.astype(np.float64), columns=prep.feature_names), "X"))
     labels, proba = prep.decode(logits)
     return labels, proba, logits.numpy(), prep
 
@@ -147,8 +149,8 @@ def _fitted(model, n=16):
 
 def test_data_dependent_control_flow_is_named_with_its_line(tmp_path):
     trainer, X = _fitted(_Branchy())
-    with pytest.raises(ExportFailed, match=r"branches on the values of a tensor.*torch.where.*test_export.py:\d+ "
-                                           r"`if x.sum\(\) > 0:"):
+    with pytest.raises(ExportFailed, match=r"branches on the values of a tensor at .*test_export.py:\d+ "
+                                           r"`if x.sum\(\) > 0:.*torch.where"):
         trainer.export(tmp_path / "m.onnx", example=X)
     assert not list(tmp_path.iterdir())
 
@@ -261,3 +263,20 @@ def test_gap_filling_and_missing_flags_are_folded_column_by_column(tmp_path):
         assert result.parity.max_abs_diff < 1e-5
     (got, _) = ort.InferenceSession(str(tmp_path / "m.onnx")).run(None, {"features": raw[:3]})
     np.testing.assert_allclose(got, logits[:3], atol=1e-5)
+
+
+class _Histogram(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(4, 3)
+
+    def forward(self, x):
+        return self.lin(x) + 0.0 * torch.histc(x.detach(), bins=3)  # an op without an ONNX translation
+
+
+def test_an_op_without_onnx_translation_is_named_and_pt2_still_works(tmp_path):
+    trainer, X = _fitted(_Histogram())
+    with pytest.raises(ExportFailed, match=r"could not convert it \(op: aten.*histc.*Export to pt2 instead"):
+        trainer.export(tmp_path / "m.onnx", example=X)
+    assert not list(tmp_path.iterdir())
+    assert trainer.export(tmp_path / "m.pt2", format="pt2", example=X).parity.max_abs_diff < 1e-5

@@ -73,6 +73,6 @@ def check(got: dict[str, np.ndarray], expected: dict[str, np.ndarray], *, tolera
             f"The exported {fmt} model does not reproduce fittorch's predict on {rows} rows ({rows_from}): "
             f"{'; '.join(failed)} (tolerance {tolerance:g} x max(1, max |expected|)). Nothing was written. "
             "The model's forward probably depends on something the trace froze (Python state, numpy, random "
-            "numbers, the batch size); export again with --debug to see the exporter's log, or pass a larger "
-            "--tolerance if the difference is expected.")
+            "numbers, the batch size, torch.compiler.is_exporting()); make forward depend on its inputs and weights "
+            "only, or pass a larger --tolerance if the difference is expected.")
     return result

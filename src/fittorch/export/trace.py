@@ -2,7 +2,7 @@
 
 One trace serves both formats: the ExportedProgram is saved as ``.pt2`` or converted to ONNX.
 The batch dimension is dynamic. torch's exporters print graphs and warnings while they work;
-that output is captured and shown only with ``--debug`` (it is kept on the error).
+that output is captured; on failure it is kept on the error as ``ExportFailed.log``.
 """
 
 from __future__ import annotations
@@ -71,22 +71,23 @@ def untraceable(exc: BaseException, what: str, log: str) -> ExportFailed:
     where = user_frame(exc)
     text = f"{type(root).__name__}: {str(root).strip().splitlines()[0][:300] if str(root).strip() else ''}"
     name = type(root).__name__
+    at = f" at {where}" if where else ""
     if "DataDependent" in name or "data-dependent" in str(root) or "data dependent" in str(root):
-        why = ("its forward branches on the values of a tensor (an `if`/`while` on a tensor, or .item()/.tolist()), "
-               "which a traced graph cannot do. Write the branch with tensor ops (torch.where), or with torch.cond "
-               "for real control flow, or move the decision out of forward")
+        why = (f"its forward branches on the values of a tensor{at} (an `if`/`while` on a tensor, or "
+               ".item()/.tolist()), which a traced graph cannot do. Write the branch with tensor ops (torch.where), "
+               "or with torch.cond for real control flow, or move the decision out of forward")
     elif "Constraints violated" in str(root) and "batch" in str(root):
         size = re.search(r"constant \((\d+)\)", str(root))
         why = (f"its forward fixes the batch size{' to ' + size.group(1) if size else ''} (a reshape/view with a "
                "literal size, or an `if` on x.shape[0]), so the exported graph could not take any number of rows. "
                "Use x.reshape(x.shape[0], ...) or -1 for the batch dimension, and no branch on the batch size")
     elif ".numpy()" in str(root) or "tolist" in str(root):
-        why = ("its forward leaves torch (.numpy(), .tolist() or a Python value computed from a tensor). Keep the "
-               "computation in torch ops")
+        why = (f"its forward leaves torch{at} (.numpy(), .tolist() or a Python value computed from a tensor). "
+               "Keep the computation in torch ops")
     else:
-        why = f"torch.export failed with {text}. See https://pytorch.org/docs/stable/export.html for what it supports"
-    at = f" at {where}" if where else ""
-    return ExportFailed(f"{what} cannot be exported: {why}{at}. (The exporter said: {text})", log)
+        why = (f"torch.export failed{at} with {text}. See https://pytorch.org/docs/stable/export.html for what "
+               "it supports")
+    return ExportFailed(f"{what} cannot be exported: {why}. (The exporter said: {text})", log)
 
 
 def user_frame(exc: BaseException) -> str:
@@ -110,6 +111,6 @@ def unconvertible(exc: BaseException, what: str, log: str) -> ExportFailed:
     message = f"{exc} {root}"
     ops = sorted(set(re.findall(r"aten[:.]{1,2}[A-Za-z_0-9.]+", message)))
     op = f" (op: {', '.join(ops[:3])})" if ops else ""
-    first = str(root).strip().splitlines()[0][:300] if str(root).strip() else type(root).__name__
+    first = str(root).strip().splitlines()[0][:300].rstrip(".") if str(root).strip() else type(root).__name__
     return ExportFailed(f"{what} was traced, but torch's ONNX exporter could not convert it{op}: {first}. "
-                        "Export with --format pt2 instead, or replace that op in the model.", log)
+                        "Export to pt2 instead (--format pt2, or format='pt2'), or replace that op in the model.", log)
