@@ -135,3 +135,31 @@ def test_the_imported_digits_cnn_exports_to_both_formats(tmp_path, capsys, monke
     labels, _ = prep.decode(trainer.predict(prep.frame_to_X(pd.DataFrame(X, columns=prep.feature_names), "X")))
     (_, proba) = ort.InferenceSession(str(run / "model.onnx")).run(None, {"features": X})
     assert [prep.classes[i] for i in proba.argmax(1)] == labels
+
+
+def test_a_run_with_categorical_columns_ships_its_vocabulary_beside_the_graph(tmp_path, capsys):
+    """Text columns: the graph takes category codes; model.vocab.json maps text to codes (docs/export.md)."""
+    import json
+
+    import numpy as np
+    import onnxruntime as ort
+    import pandas as pd
+
+    pytest.importorskip("fittorch.tabular")
+    if not (ROOT / "examples" / "configs" / "penguins.yaml").exists():
+        pytest.skip("no categorical example config in this build")
+    run = fit_run(tmp_path, "penguins.yaml", "--set", "train.epochs=3")
+    assert main(["export", str(run)]) == 0
+    assert "parity on" in capsys.readouterr().out
+    vocab = json.loads((run / "model.vocab.json").read_text())
+    assert vocab["format"] == "fittorch.vocabulary/1" and vocab["unknown"] == 0 and vocab["missing"] == 1
+    assert "island" in [c["name"] for c in vocab["columns"]]
+    session = ort.InferenceSession(str(run / "model.onnx"))
+    assert [i.name for i in session.get_inputs()] == ["numeric", "categorical"]
+    new = ROOT / "examples" / "data" / "penguins_new.csv"  # gaps and an island never seen in training
+    assert main(["predict", str(run), str(new), "--proba", "-o", str(tmp_path / "a.csv")]) == 0
+    assert main(["predict", str(run / "model.onnx"), str(new), "--proba", "-o", str(tmp_path / "b.csv")]) == 0
+    a, b = pd.read_csv(tmp_path / "a.csv"), pd.read_csv(tmp_path / "b.csv")
+    assert a["prediction"].tolist() == b["prediction"].tolist()
+    np.testing.assert_allclose(a.iloc[:, 1:].to_numpy(), b.iloc[:, 1:].to_numpy(), atol=1e-5)
+    assert main(["export", str(run), "--format", "pt2"]) == 0

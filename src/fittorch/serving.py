@@ -78,12 +78,15 @@ class OnnxModel:
     def run(self, X) -> dict[str, np.ndarray]:
         """Outputs for ``X``: raw features (N, ...) float32, or {input name: array} for named inputs."""
         feed = X if isinstance(X, dict) else {self.input_names[0]: X}
-        feed = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in feed.items()}
+        feed = {k: np.ascontiguousarray(v, dtype=np.int64 if np.asarray(v).dtype.kind in "iu" else np.float32)
+                for k, v in feed.items()}
         outputs = self.session.run(None, feed)
         return dict(zip(self.output_names, outputs))
 
     def features_of(self, df, what: str) -> np.ndarray:
         """Check ``df``'s columns against the exported feature names (the target column is ignored)."""
+        if self.contract.get("vocabulary"):
+            return encode_table(df, list(self.feature_names or []), self.contract["vocabulary"], what)
         if not self.feature_names:
             raise DataError(f"{self.path} records no feature names; feed it arrays with onnxruntime directly.")
         columns = Preprocessing(task=self.task, feature_names=list(self.feature_names))
@@ -103,6 +106,42 @@ class OnnxModel:
             for i, name in enumerate(classes):
                 frame[f"proba_{name}"] = probabilities[:, i].astype(np.float64)
         return frame
+
+
+def encode_table(df, numeric: list[str], vocabulary: dict, what: str) -> dict[str, np.ndarray]:
+    """A table -> the graph's ``numeric`` (raw values, gaps as NaN) and ``categorical`` (codes) inputs.
+
+    The codes follow the vocabulary JSON written beside the model: level i -> ``first_level + i``,
+    an empty cell -> ``missing``, a value never seen in training -> ``unknown``.
+    """
+    import pandas as pd
+
+    try:
+        from .tabular.columns import level_keys  # the same text keys as training used
+    except ImportError:  # pragma: no cover - a build without the tabular module has no categorical runs
+        raise ConfigError("This model has categorical inputs, but this fittorch build has no tabular module to "
+                          "encode them. Use the fittorch version the model was exported with.") from None
+    names = [c["name"] for c in vocabulary["columns"]]
+    absent = [c for c in numeric + names if c not in df.columns]
+    if absent:
+        raise DataError(f"{what} is missing column(s) {', '.join(map(repr, absent[:8]))}; the model needs: "
+                        f"{', '.join(numeric + names)} (other columns are ignored).")
+    values = []
+    for name in numeric:
+        col = pd.to_numeric(df[name], errors="coerce")
+        text = col.isna() & df[name].notna()
+        if text.any():
+            raise DataError(f"{what}: column {name!r} should hold numbers but holds {df[name][text].iloc[0]!r}. "
+                            "Fix the value, or leave the cell empty to mark it missing.")
+        values.append(col.to_numpy(dtype=np.float64, na_value=np.nan))
+    codes = []
+    for spec in vocabulary["columns"]:
+        keys, missing = level_keys(df[spec["name"]])
+        index = {level: vocabulary["first_level"] + i for i, level in enumerate(spec["levels"])}
+        codes.append([vocabulary["missing"] if m else index.get(k, vocabulary["unknown"]) for k, m in zip(keys, missing)])
+    n = len(df)
+    return {"numeric": (np.stack(values, axis=1) if values else np.zeros((n, 0))).astype(np.float32),
+            "categorical": np.asarray(codes, dtype=np.int64).T.reshape(n, len(names))}
 
 
 def read_table(path: str) -> object:

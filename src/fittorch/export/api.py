@@ -18,7 +18,7 @@ import torch
 from ..errors import ConfigError, DataTypeError, unknown_name
 from . import parity, sources
 from .trace import trace
-from .wrap import OUTPUT_NAMES, Contract, NamedInputs, ServingModule, outputs_of
+from .wrap import OUTPUT_NAMES, Contract, NamedInputs, ServingModule, TabularServing, outputs_of
 from .writers import publish, temp_path, write_onnx, write_pt2
 
 FORMATS = ("onnx", "pt2")
@@ -80,15 +80,24 @@ def export_run(run_dir: str | os.PathLike, *, format: str = "onnx", output=None,
     prep, trainer = src.prep, src.trainer
     model = serving_copy(trainer.model)
     head = sources.head_of(prep)
-    module = ServingModule(model, head=head, fold=src.fold, target_mean=prep.target_mean,
-                           target_scale=prep.target_scale)
-    contract = make_contract(prep.task, ["features"], head, src.feature_names, prep.classes, src.fold,
+    vocabulary = sources.vocabulary_of(prep)
+    kind = TabularServing if vocabulary else ServingModule
+    module = kind(model, head=head, fold=src.fold, target_mean=prep.target_mean, target_scale=prep.target_scale)
+    contract = make_contract(prep.task, ["numeric", "categorical"] if vocabulary else ["features"], head,
+                             src.feature_names, prep.classes, src.fold,
                              f"{Path(run_dir).name}" + (f" (checkpoint {checkpoint})" if checkpoint else ""))
-    contract.target = prep.target
-    rows = sources.with_gaps(src.fold, src.rows)
-    expected = sources.reference(trainer, prep, rows, src.feature_names)
+    contract.target, contract.vocabulary = prep.target, vocabulary
     what = f"The model of {run_dir} ({type(model).__name__})"
-    return _export(module, rows, contract, expected, final, fmt, tolerance, src.rows_from, what)
+    if vocabulary:  # the eager model on the split's own inputs; the graph on their raw numeric values
+        rows = {"numeric": src.rows, "categorical": src.codes}
+        expected = sources.decoded(trainer.predict(src.model_inputs), prep)
+    else:
+        rows = sources.with_gaps(src.fold, src.rows)
+        expected = sources.reference(trainer, prep, rows, src.feature_names)
+    result = _export(module, rows, contract, expected, final, fmt, tolerance, src.rows_from, what)
+    if vocabulary:
+        sources.write_vocabulary(vocabulary, result.path)
+    return result
 
 
 def make_contract(task, input_names, head, feature_names, classes, fold, source) -> Contract:
@@ -192,7 +201,8 @@ def _export(module, inputs, contract: Contract, expected, final: Path, fmt: str,
     rows = len(next(iter(inputs.values()))) if isinstance(inputs, dict) else len(inputs)
     traced_rows = (lambda a: np.concatenate([a, a]) if len(a) == 1 else a)  # one row would freeze the batch size
     if isinstance(inputs, dict):
-        program = trace(module, tuple(torch.from_numpy(traced_rows(v)) for v in inputs.values()), what, varargs=True)
+        program = trace(module, tuple(torch.from_numpy(traced_rows(v)) for v in inputs.values()), what,
+                        varargs=isinstance(module, NamedInputs))
     else:
         program = trace(module, (torch.from_numpy(traced_rows(inputs)),), what)
     tmp = temp_path(final)

@@ -30,6 +30,8 @@ class RunSource:
     rows_from: str
     fold: Fold | None = None
     feature_names: list[str] | None = None  # the graph's input columns, in order
+    codes: np.ndarray | None = None  # categorical runs: the category codes of the rows
+    model_inputs: dict | None = None  # categorical runs: the rows as the model was fed them
 
 
 def load_run_source(run_dir: str, *, checkpoint: str | None, rows: str | None, max_rows: int) -> RunSource:
@@ -58,13 +60,6 @@ def load_run_source(run_dir: str, *, checkpoint: str | None, rows: str | None, m
 def refuse_unsupported(meta: dict, run_dir: Path) -> None:
     """Categorical columns (a vocabulary in the preprocessing) are not exported yet: say so."""
     pre = meta.get("preprocessing") or {}
-    categorical = [c.get("name") for c in (pre.get("tabular") or {}).get("categorical") or ()]
-    if categorical:
-        raise ConfigError(
-            f"{run_dir} has categorical column(s) {', '.join(map(repr, categorical[:8]))}, which fittorch export "
-            "does not support yet: only numeric columns (gap fill, standardization) are folded into the exported "
-            "graph. Train on numeric columns (data.numeric: [...]), or serve this run with fittorch predict. "
-            "See docs/export.md, 'Categorical columns'.")
     unknown = sorted(k for k, v in pre.items() if k not in KNOWN_PREPROCESSING and v)
     if unknown:
         raise ConfigError(
@@ -82,15 +77,18 @@ def _from_fit_run(p: Path, checkpoint, rows, max_rows) -> RunSource:
     if rows is not None:
         from ..cli._data import feature_data
 
-        X = feature_data(cfg, prep, rows)
-        return RunSource(trainer, prep, raw_rows(fold, X[:max_rows]), f"first {min(len(X), max_rows)} of {rows}",
-                         fold, names)
-    from ..experiment import prepare_data
+        X, rows_from = feature_data(cfg, prep, rows), f"first {max_rows} or fewer of {rows}"
+    else:
+        from ..experiment import prepare_data
 
-    _, splits = prepare_data(cfg)  # same seed, same split as in training
-    which = next(k for k in ("test", "val", "train") if getattr(splits, k) is not None)
-    X = getattr(splits, which)[0][:max_rows]
-    return RunSource(trainer, prep, raw_rows(fold, X), f"the run's {which} split", fold, names)
+        _, splits = prepare_data(cfg)  # same seed, same split as in training
+        which = next(k for k in ("test", "val", "train") if getattr(splits, k) is not None)
+        X, rows_from = getattr(splits, which)[0], f"the run's {which} split"
+    if isinstance(X, dict):  # numeric values + category codes (a run with categorical columns)
+        X = {k: v[:max_rows] for k, v in X.items()}
+        return RunSource(trainer, prep, raw_rows(fold, X["numeric"]), rows_from, fold, names,
+                         codes=X["categorical"], model_inputs=X)
+    return RunSource(trainer, prep, raw_rows(fold, X[:max_rows]), rows_from, fold, names)
 
 
 def _from_model_folder(p: Path, meta: dict, rows, max_rows) -> RunSource:
@@ -135,9 +133,6 @@ def fold_of(prep) -> tuple[Fold | None, list[str]]:
     """
     tab = getattr(prep, "tabular", None)
     if tab:
-        if tab.get("categorical"):
-            raise ConfigError("This run has categorical columns; fittorch export supports numeric columns only "
-                              "(see docs/export.md, 'Categorical columns').")
         cols = tab.get("numeric") or []
         fold = Fold(mean=[float(c["mean"]) for c in cols], scale=[float(c["scale"]) for c in cols],
                     fill=[float(c["fill"]) for c in cols], indicator=[bool(c.get("indicator")) for c in cols])
@@ -146,6 +141,34 @@ def fold_of(prep) -> tuple[Fold | None, list[str]]:
     if prep.mean is None:
         return None, names
     return Fold(mean=list(prep.mean), scale=list(prep.scale)), names
+
+
+VOCABULARY_FORMAT = "fittorch.vocabulary/1"
+UNKNOWN_CODE, MISSING_CODE, FIRST_LEVEL_CODE = 0, 1, 2  # fittorch.tabular's index layout
+
+
+def vocabulary_of(prep) -> dict | None:
+    """The categorical columns' levels, for the server to map text to codes (None without categories)."""
+    categorical = (getattr(prep, "tabular", None) or {}).get("categorical") or []
+    if not categorical:
+        return None
+    return {"format": VOCABULARY_FORMAT, "unknown": UNKNOWN_CODE, "missing": MISSING_CODE,
+            "first_level": FIRST_LEVEL_CODE,
+            "columns": [{"name": str(c["name"]), "kind": c.get("kind", "text"), "levels": list(c["levels"])}
+                        for c in categorical]}
+
+
+def write_vocabulary(vocabulary: dict, model_path: Path) -> Path:
+    """``model.vocab.json`` beside ``model.onnx`` / ``model.pt2``, written atomically."""
+    import json
+
+    from .writers import publish, temp_path
+
+    final = model_path.with_suffix(".vocab.json")
+    tmp = temp_path(final)
+    tmp.write_text(json.dumps(vocabulary, indent=2))
+    publish(tmp, final)
+    return final
 
 
 def raw_rows(fold: Fold | None, X_model: np.ndarray) -> np.ndarray:
@@ -182,7 +205,11 @@ def reference(trainer, prep: Preprocessing, raw: np.ndarray, names: list[str]) -
     import pandas as pd
 
     X = prep.frame_to_X(pd.DataFrame(raw.astype(np.float64), columns=names), "the parity rows")
-    output = trainer.predict(X)
+    return decoded(trainer.predict(X), prep)
+
+
+def decoded(output, prep: Preprocessing) -> dict[str, np.ndarray]:
+    """predict's outputs as the exported graph names them: logits and probabilities, or the prediction."""
     values, proba = prep.decode(output)
     if prep.task == "regression":
         return {"prediction": np.asarray(values, dtype=np.float64)}

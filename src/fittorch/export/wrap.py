@@ -32,6 +32,7 @@ class Contract:
     scale: list[float] | None = None
     fill: list[float] | None = None  # a missing value (NaN) becomes this, before standardizing
     indicator: list[bool] | None = None  # a 0/1 "was missing" input follows the column's value
+    vocabulary: dict | None = None  # categorical columns: text level -> code (also in the .vocab.json beside)
     fittorch_version: str = __version__
     source: str = ""
     extra: dict = field(default_factory=dict)
@@ -86,7 +87,9 @@ class ServingModule(nn.Module):
         self.target_scale = None if target_scale is None else float(target_scale)
 
     def forward(self, features: torch.Tensor):
-        x = features
+        return outputs_of(self.model(self.numeric(features)).float(), self.head, self.target_mean, self.target_scale)
+
+    def numeric(self, x: torch.Tensor) -> torch.Tensor:
         if self.standardize:
             gaps = torch.isnan(x)
             if self.fills:
@@ -94,7 +97,18 @@ class ServingModule(nn.Module):
             x = (x - self.mean) / self.scale
             if self.flags:
                 x = torch.cat([x, gaps.to(x.dtype)], dim=1).index_select(1, self.order)
-        return outputs_of(self.model(x).float(), self.head, self.target_mean, self.target_scale)
+        return x
+
+
+class TabularServing(ServingModule):
+    """Raw numeric columns + category codes (from the vocabulary JSON) -> the model's two inputs.
+
+    The model is called as the trainer calls it with a dict batch: ``model(numeric=..., categorical=...)``.
+    """
+
+    def forward(self, numeric: torch.Tensor, categorical: torch.Tensor):
+        out = self.model(numeric=self.numeric(numeric), categorical=categorical)
+        return outputs_of(out.float(), self.head, self.target_mean, self.target_scale)
 
 
 class NamedInputs(nn.Module):
