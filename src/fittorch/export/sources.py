@@ -58,15 +58,14 @@ def load_run_source(run_dir: str, *, checkpoint: str | None, rows: str | None, m
 
 
 def refuse_unsupported(meta: dict, run_dir: Path) -> None:
-    """Categorical columns (a vocabulary in the preprocessing) are not exported yet: say so."""
+    """Preprocessing this version does not know (a newer encoder) is refused, never silently dropped."""
     pre = meta.get("preprocessing") or {}
     unknown = sorted(k for k, v in pre.items() if k not in KNOWN_PREPROCESSING and v)
     if unknown:
         raise ConfigError(
-            f"{run_dir} uses preprocessing that fittorch export does not support yet: {', '.join(unknown)} "
-            "(categorical columns or another encoder). Only numeric features with standardization are folded "
-            "into the exported graph. Train a run on numeric columns, or encode the categories yourself "
-            "before training. See docs/export.md, 'Categorical columns'.")
+            f"{run_dir} uses preprocessing that this fittorch export does not know: {', '.join(unknown)} in "
+            "model.json. Folding it into the graph unchecked would serve wrong predictions. Export with the "
+            "fittorch version that trained the run, or serve it with fittorch predict RUN_DIR.")
 
 
 def _from_fit_run(p: Path, checkpoint, rows, max_rows) -> RunSource:
@@ -77,7 +76,9 @@ def _from_fit_run(p: Path, checkpoint, rows, max_rows) -> RunSource:
     if rows is not None:
         from ..cli._data import feature_data
 
-        X, rows_from = feature_data(cfg, prep, rows), f"first {max_rows} or fewer of {rows}"
+        X = feature_data(cfg, prep, rows)
+        n = len(X["numeric"]) if isinstance(X, dict) else len(X)
+        rows_from = f"first {min(n, max_rows)} of {rows}"
     else:
         from ..experiment import prepare_data
 
