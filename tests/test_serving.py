@@ -102,3 +102,18 @@ def test_fittorch_predict_on_onnx_imports_no_torch(exported, cli_env, tmp_path):
     proc = run_blocked(("torch",), code, cli_env, tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert len(pd.read_csv(tmp_path / "out.csv")) == len(pd.read_csv(NEW))
+
+
+def test_predict_on_onnx_sends_empty_cells_to_the_graph_that_fills_them(exported, tmp_path):
+    run, onnx_file = exported
+    if not OnnxModel(onnx_file).contract.get("fill"):
+        pytest.skip("this run's preprocessing fills no gaps (runs before the tabular preprocessing)")
+    df = pd.read_csv(NEW)
+    df.iloc[0, 0] = np.nan
+    df.iloc[2, 3] = np.nan
+    df.to_csv(tmp_path / "gaps.csv", index=False)
+    assert main(["predict", str(run), str(tmp_path / "gaps.csv"), "--proba", "-o", str(tmp_path / "a.csv")]) == 0
+    assert main(["predict", str(onnx_file), str(tmp_path / "gaps.csv"), "--proba", "-o", str(tmp_path / "b.csv")]) == 0
+    a, b = pd.read_csv(tmp_path / "a.csv"), pd.read_csv(tmp_path / "b.csv")
+    assert a["prediction"].tolist() == b["prediction"].tolist()
+    np.testing.assert_allclose(a.iloc[:, 1:].to_numpy(), b.iloc[:, 1:].to_numpy(), atol=1e-6)

@@ -87,6 +87,8 @@ class OnnxModel:
         """Check ``df``'s columns against the exported feature names (the target column is ignored)."""
         if self.contract.get("vocabulary"):
             return encode_table(df, list(self.feature_names or []), self.contract["vocabulary"], what)
+        if self.contract.get("fill"):  # the graph fills gaps itself: an empty cell is sent as NaN
+            return numeric_table(df, list(self.feature_names or []), what)
         if not self.feature_names:
             raise DataError(f"{self.path} records no feature names; feed it arrays with onnxruntime directly.")
         columns = Preprocessing(task=self.task, feature_names=list(self.feature_names))
@@ -114,34 +116,44 @@ def encode_table(df, numeric: list[str], vocabulary: dict, what: str) -> dict[st
     The codes follow the vocabulary JSON written beside the model: level i -> ``first_level + i``,
     an empty cell -> ``missing``, a value never seen in training -> ``unknown``.
     """
-    import pandas as pd
-
     try:
         from .tabular.columns import level_keys  # the same text keys as training used
     except ImportError:  # pragma: no cover - a build without the tabular module has no categorical runs
         raise ConfigError("This model has categorical inputs, but this fittorch build has no tabular module to "
                           "encode them. Use the fittorch version the model was exported with.") from None
     names = [c["name"] for c in vocabulary["columns"]]
-    absent = [c for c in numeric + names if c not in df.columns]
+    check_columns(df, numeric + names, what)
+    codes = []
+    for spec in vocabulary["columns"]:
+        keys, missing = level_keys(df[spec["name"]])
+        index = {level: vocabulary["first_level"] + i for i, level in enumerate(spec["levels"])}
+        codes.append([vocabulary["missing"] if m else index.get(k, vocabulary["unknown"])
+                      for k, m in zip(keys, missing)])
+    return {"numeric": numeric_table(df, numeric, what),
+            "categorical": np.asarray(codes, dtype=np.int64).T.reshape(len(df), len(names))}
+
+
+def check_columns(df, needed: list[str], what: str) -> None:
+    absent = [c for c in needed if c not in df.columns]
     if absent:
         raise DataError(f"{what} is missing column(s) {', '.join(map(repr, absent[:8]))}; the model needs: "
-                        f"{', '.join(numeric + names)} (other columns are ignored).")
+                        f"{', '.join(needed)} (other columns are ignored).")
+
+
+def numeric_table(df, names: list[str], what: str) -> np.ndarray:
+    """The named columns as float32, an empty cell as NaN (the graph fills it); text is an error."""
+    import pandas as pd
+
+    check_columns(df, names, what)
     values = []
-    for name in numeric:
+    for name in names:
         col = pd.to_numeric(df[name], errors="coerce")
         text = col.isna() & df[name].notna()
         if text.any():
             raise DataError(f"{what}: column {name!r} should hold numbers but holds {df[name][text].iloc[0]!r}. "
                             "Fix the value, or leave the cell empty to mark it missing.")
         values.append(col.to_numpy(dtype=np.float64, na_value=np.nan))
-    codes = []
-    for spec in vocabulary["columns"]:
-        keys, missing = level_keys(df[spec["name"]])
-        index = {level: vocabulary["first_level"] + i for i, level in enumerate(spec["levels"])}
-        codes.append([vocabulary["missing"] if m else index.get(k, vocabulary["unknown"]) for k, m in zip(keys, missing)])
-    n = len(df)
-    return {"numeric": (np.stack(values, axis=1) if values else np.zeros((n, 0))).astype(np.float32),
-            "categorical": np.asarray(codes, dtype=np.int64).T.reshape(n, len(names))}
+    return (np.stack(values, axis=1) if values else np.zeros((len(df), 0))).astype(np.float32)
 
 
 def read_table(path: str) -> object:
