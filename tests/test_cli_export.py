@@ -163,3 +163,11 @@ def test_a_run_with_categorical_columns_ships_its_vocabulary_beside_the_graph(tm
     assert a["prediction"].tolist() == b["prediction"].tolist()
     np.testing.assert_allclose(a.iloc[:, 1:].to_numpy(), b.iloc[:, 1:].to_numpy(), atol=1e-5)
     assert main(["export", str(run), "--format", "pt2"]) == 0
+
+
+def test_a_bf16_run_is_checked_against_float32_predict(tmp_path, capsys):
+    run = fit_run(tmp_path, "iris_csv.yaml", "--set", "train.epochs=2", "--set", "train.precision=bf16")
+    assert main(["export", str(run)]) == 0
+    out = capsys.readouterr().out
+    assert "predict in float32, the run trained in bf16" in out
+    assert float(out.split("max |exported - fittorch predict| = ")[1].split()[0]) < 1e-4

@@ -78,6 +78,11 @@ def export_run(run_dir: str | os.PathLike, *, format: str = "onnx", output=None,
     final = output_path(output, fmt, Path(run_dir))
     src = sources.load_run_source(str(run_dir), checkpoint=checkpoint, rows=rows, max_rows=max_rows)
     prep, trainer = src.prep, src.trainer
+    if getattr(trainer, "precision", "fp32") != "fp32":  # the graph is float32: so is the predict it is checked on
+        import contextlib
+
+        trainer.parts.autocast = contextlib.nullcontext  # this trainer was loaded for the export alone
+        src.rows_from += f"; predict in float32, the run trained in {trainer.precision}"
     model = serving_copy(trainer.model)
     head = sources.head_of(prep)
     vocabulary = sources.vocabulary_of(prep)
