@@ -34,6 +34,7 @@ def test_export_prints_where_and_the_parity_figure(iris_run, tmp_path, capsys):
     (["--format", "onxx"], 2, "Unknown export format 'onxx'. Did you mean 'onnx'?"),
     (["-o", "{tmp}/no/such/folder/m.onnx"], 2, "output folder '{tmp}/no/such/folder' does not exist"),
     (["-o", "{tmp}/m.pt2"], 2, "ends in '.pt2', but the format is onnx"),
+    (["-o", "{tmp}/exports/"], 2, "output folder '{tmp}/exports' does not exist"),
     (["--checkpoint", "first"], 2, "Unknown checkpoint 'first'"),
 ])
 def test_bad_arguments_are_refused_before_any_work(iris_run, tmp_path, capsys, args, code, message):

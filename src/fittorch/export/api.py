@@ -54,6 +54,8 @@ def output_path(path: str | os.PathLike | None, fmt: str, default_dir: Path | No
     p = Path(path)
     if p.is_dir():
         return p / f"model.{fmt}"
+    if str(path).endswith(("/", os.sep)):  # meant as a folder
+        p = p / f"model.{fmt}"
     if not p.suffix:
         p = p.with_suffix(f".{fmt}")
     if p.suffix.lower() != f".{fmt}":
