@@ -280,3 +280,39 @@ def test_an_op_without_onnx_translation_is_named_and_pt2_still_works(tmp_path):
         trainer.export(tmp_path / "m.onnx", example=X)
     assert not list(tmp_path.iterdir())
     assert trainer.export(tmp_path / "m.pt2", format="pt2", example=X).parity.max_abs_diff < 1e-5
+
+
+def test_a_binary_logit_run_exports_sigmoid_probabilities(tmp_path):
+    run = fit_run(tmp_path, "breast_cancer.yaml", "--set", "train.epochs=2", "--set", "loss=bce_with_logits")
+    result = export_run(run, format="onnx")
+    from sklearn.datasets import load_breast_cancer
+
+    raw = load_breast_cancer().data[:40].astype(np.float32)
+    labels, proba, logits, prep = _fittorch_predict(run, raw)
+    assert prep.binary_output and logits.shape == (40, 1)
+    got_logits, got_proba = ort.InferenceSession(str(result.path)).run(None, {"features": raw})
+    np.testing.assert_allclose(got_proba, proba, atol=1e-6)
+    assert [prep.classes[i] for i in got_proba.argmax(1)] == labels
+
+
+def test_trainer_export_needs_a_fit_and_without_example_uses_random_rows(tmp_path):
+    from fittorch import NotFittedError
+
+    with pytest.raises(NotFittedError, match=r"export\(\) was called before fit\(\)"):
+        Trainer(nn.Linear(4, 3), progress=False).export(tmp_path / "m.onnx")
+    trainer, _ = _fitted(nn.Linear(4, 3))
+    result = trainer.export(tmp_path / "m.onnx")
+    assert result.parity.rows == 64 and result.contract.input_names == ["features"]
+
+
+def test_a_moved_data_source_points_to_rows(iris_run, tmp_path):
+    run = tmp_path / "moved"
+    shutil.copytree(iris_run, run)
+    cfg = (run / "config.yaml").read_text()
+    import re
+
+    (run / "config.yaml").write_text(re.sub(r"source: .*", "source: /nonexistent/iris.csv", cfg, count=1))
+    with pytest.raises(ValueError, match="pass --rows FILE"):
+        export_run(run, format="onnx")
+    result = export_run(run, format="onnx", rows=str(ROOT / "examples" / "data" / "iris_holdout.csv"))
+    assert result.parity.rows == 15

@@ -80,9 +80,14 @@ def _from_fit_run(p: Path, checkpoint, rows, max_rows) -> RunSource:
         n = len(X["numeric"]) if isinstance(X, dict) else len(X)
         rows_from = f"first {min(n, max_rows)} of {rows}"
     else:
+        from ..errors import DataError
         from ..experiment import prepare_data
 
-        _, splits = prepare_data(cfg)  # same seed, same split as in training
+        try:
+            _, splits = prepare_data(cfg)  # same seed, same split as in training
+        except (ConfigError, DataError) as exc:
+            raise type(exc)(f"{exc} The parity check rebuilds the run's held-out rows from its data; to check "
+                            "on other rows, pass --rows FILE.") from None
         which = next(k for k in ("test", "val", "train") if getattr(splits, k) is not None)
         X, rows_from = getattr(splits, which)[0], f"the run's {which} split"
     if isinstance(X, dict):  # numeric values + category codes (a run with categorical columns)
