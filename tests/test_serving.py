@@ -117,3 +117,25 @@ def test_predict_on_onnx_sends_empty_cells_to_the_graph_that_fills_them(exported
     a, b = pd.read_csv(tmp_path / "a.csv"), pd.read_csv(tmp_path / "b.csv")
     assert a["prediction"].tolist() == b["prediction"].tolist()
     np.testing.assert_allclose(a.iloc[:, 1:].to_numpy(), b.iloc[:, 1:].to_numpy(), atol=1e-6)
+
+
+def test_the_onnx_predict_path_imports_no_torch_even_where_the_package_init_does(exported, cli_env, tmp_path):
+    """fittorch/__init__ may import torch (until the CLI is lazy); the .onnx path itself must not.
+
+    The package is stubbed so that only the modules on `predict MODEL.onnx` run, with torch blocked.
+    """
+    _, onnx_file = exported
+    src = ROOT / "src" / "fittorch"
+    code = (
+        "import argparse, types\n"
+        f"pkg = types.ModuleType('fittorch'); pkg.__path__ = [{str(src)!r}]; sys.modules['fittorch'] = pkg\n"
+        "from fittorch.cli import predict\n"
+        f"args = argparse.Namespace(run_dir={str(onnx_file)!r}, data={str(NEW)!r}, output='out.csv', proba=True,\n"
+        "                           batch_size=1024)\n"
+        "assert predict.run(args) == 0\n"
+        "assert not [m for m in sys.modules if m.split('.')[0] == 'torch']\n"
+    )
+    proc = run_blocked(("torch",), code, cli_env, tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = pd.read_csv(tmp_path / "out.csv")
+    assert len(out) == len(pd.read_csv(NEW)) and list(out.columns)[:2] == ["prediction", "proba_setosa"]
