@@ -94,6 +94,10 @@ def test_export_is_listed_in_help_and_its_module_imports_no_torch(capsys):
     with pytest.raises(SystemExit):
         main(["--help"])
     assert "export" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["export", "--help"])
+    out = capsys.readouterr().out
+    assert "example:" in out and "fittorch export runs/digits" in out
     proc = subprocess.run([sys.executable, "-c", "import sys, importlib, fittorch.cli as c; before = set(sys.modules); "
                            "importlib.import_module('fittorch.cli.export'); "
                            "print(sorted(m for m in set(sys.modules) - before "
