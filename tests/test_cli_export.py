@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import textwrap
 
@@ -140,6 +141,21 @@ def test_the_imported_digits_cnn_exports_to_both_formats(tmp_path, capsys, monke
     labels, _ = prep.decode(trainer.predict(prep.frame_to_X(pd.DataFrame(X, columns=prep.feature_names), "X")))
     (_, proba) = ort.InferenceSession(str(run / "model.onnx")).run(None, {"features": X})
     assert [prep.classes[i] for i in proba.argmax(1)] == labels
+    # the .pt2 program runs with neither fittorch nor the model's own module importable
+    import numpy as np
+
+    from export_helpers import run_blocked
+
+    np.save(tmp_path / "X.npy", X)
+    code = ("import numpy as np, torch\n"
+            f"program = torch.export.load({str(run / 'model.pt2')!r})\n"
+            "with torch.no_grad():\n"
+            "    _, proba = program.module()(torch.from_numpy(np.load('X.npy')))\n"
+            "np.save('proba.npy', proba.numpy())\n")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    proc = run_blocked(("fittorch", "custom_models"), code, env, tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    np.testing.assert_allclose(np.load(tmp_path / "proba.npy"), proba, atol=1e-5)
 
 
 def test_a_run_with_categorical_columns_ships_its_vocabulary_beside_the_graph(tmp_path, capsys):
