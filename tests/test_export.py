@@ -316,3 +316,15 @@ def test_a_moved_data_source_points_to_rows(iris_run, tmp_path):
         export_run(run, format="onnx")
     result = export_run(run, format="onnx", rows=str(ROOT / "examples" / "data" / "iris_holdout.csv"))
     assert result.parity.rows == 15
+
+
+def test_trainer_export_of_a_regression_model_gives_its_raw_outputs(tmp_path, small_reg_data):
+    X, y = small_reg_data
+    torch.manual_seed(0)
+    trainer = Trainer(nn.Sequential(nn.Linear(5, 8), nn.Tanh(), nn.Linear(8, 1)), loss="mse", progress=False)
+    trainer.fit((X, y.reshape(-1, 1)), epochs=1, batch_size=50)
+    result = trainer.export(tmp_path / "reg.pt2", format="pt2", example=X)
+    assert result.contract.task == "regression" and result.contract.output_names == ["prediction"]
+    with torch.no_grad():
+        (got,) = torch.export.load(str(result.path)).module()(torch.from_numpy(X[:7]))
+    np.testing.assert_allclose(got.numpy(), trainer.predict(X[:7]).numpy(), atol=1e-6)
