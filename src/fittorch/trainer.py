@@ -292,6 +292,17 @@ class Trainer:
         meta.update(metadata or {})
         return save_model(self.model, path, metadata=meta)
 
+    def export(self, path: str | os.PathLike, *, format: str = "onnx", example=None, preprocessing=None,
+               tolerance: float = 1e-4):
+        """Write the model as ``.onnx`` or ``.pt2``, checked against :meth:`predict` on ``example``'s rows.
+
+        See :func:`fittorch.export.export_trainer` and docs/export.md.
+        """
+        from .export import export_trainer
+
+        return export_trainer(self, path, format=format, example=example, preprocessing=preprocessing,
+                              tolerance=tolerance)
+
     def load(self, path: str | os.PathLike) -> Trainer:
         """Load weights saved by :meth:`save` into this trainer's model."""
         from .serialization import load_into, load_state, read_metadata, unwrap

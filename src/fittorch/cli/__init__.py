@@ -35,7 +35,8 @@ import sys
 
 from .._version import __version__
 
-COMMANDS = ["fit", "resume", "evaluate", "predict", "report", "runs", "doctor", "demo"]  # modules under fittorch.cli
+# modules under fittorch.cli, in help order
+COMMANDS = ["fit", "resume", "evaluate", "predict", "export", "report", "runs", "doctor", "demo"]
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
