@@ -72,7 +72,8 @@ class TrainStateSchema(_Lenient):
 
 class StateJson(_Lenient):
     train_state: TrainStateSchema
-    optimizer: dict
+    optimizer: dict | None = None  # one optimizer
+    optimizers: dict[Name, dict] | None = None  # several, by name
     rng: Any
     callbacks: dict | None = None
     config: dict | None = None

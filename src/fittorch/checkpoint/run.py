@@ -23,6 +23,10 @@ from . import store
 from .flatten import flatten, unflatten
 
 
+class DamagedState(CheckpointError):
+    """A checkpoint's state parses but does not fit what it describes: skipped like a bad hash."""
+
+
 class NonFiniteWeights(CheckpointError):
     """The weights hold NaN or inf: such a checkpoint is never written."""
 
@@ -60,7 +64,7 @@ def run_config(trainer) -> dict:
         "device": trainer.device.type,
         "model_class": f"{type(unwrap(trainer.model)).__module__}.{type(unwrap(trainer.model)).__qualname__}",
         "parameters": {k: list(v.shape) for k, v in unwrap(trainer.model).state_dict().items()},
-        "optimizer": type(trainer.optimizer).__name__,
+        "optimizer": _optimizer_names(trainer),
         "loss": getattr(trainer.loss_info, "name", None),
         "seed": trainer.seed,
         "precision": trainer.precision,
@@ -79,15 +83,16 @@ def run_state(trainer, *, include_model: bool = True) -> dict:
     from ..seeding import get_rng_state
     from ..serialization import unwrap
 
-    scheduler = getattr(trainer, "scheduler", None)
-    scaler = trainer.parts.scaler
+    scaler = trainer.scaler
     k = trainer.accumulate_steps
     mid_window = k > 1 and trainer.state.batch_in_epoch % k != 0
-    params = [p for g in trainer.optimizer.param_groups for p in g["params"]]
+    params = _all_params(trainer)
+    several = len(trainer.optimizers) > 1
     state = {
         "train_state": trainer.state.state_dict(),
-        "optimizer": trainer.optimizer.state_dict(),
-        "scheduler": scheduler.state_dict() if scheduler is not None and hasattr(scheduler, "state_dict") else None,
+        # One optimizer: its state (the format of earlier checkpoints); several: one per name.
+        "optimizer": None if several else trainer.optimizer.state_dict(),
+        "optimizers": {k: o.state_dict() for k, o in trainer.optimizers.items()} if several else None,
         "scaler": scaler.state_dict() if scaler is not None else None,
         "callbacks": {key: cb.state_dict() for key, cb in callback_keys(trainer.callbacks)},
         "rng": get_rng_state(),
@@ -110,16 +115,19 @@ def load_run_state(trainer, state: dict, *, source: str = "state") -> None:
         state = dict(state, **state["ranks"][trainer.dist.rank])
     if state.get("model") is not None:
         load_into(unwrap(trainer.model), state["model"], source=source)
-    try:
-        trainer.optimizer.load_state_dict(state["optimizer"])
-    except (ValueError, KeyError, RuntimeError) as exc:
-        raise CheckpointError(f"The optimizer state in {source} does not fit this {type(trainer.optimizer).__name__} "
-                              f"({exc}). Use the optimizer and parameter groups the run was started with.") from None
-    scheduler = getattr(trainer, "scheduler", None)
-    if state.get("scheduler") is not None and scheduler is not None:
-        scheduler.load_state_dict(state["scheduler"])
-    if state.get("scaler") is not None and trainer.parts.scaler is not None:
-        trainer.parts.scaler.load_state_dict(state["scaler"])
+    saved = state.get("optimizers") or {"default": state.get("optimizer")}
+    if sorted(saved) != sorted(trainer.optimizers):
+        raise CheckpointError(f"{source} holds the state of optimizer(s) {sorted(saved)}, but this trainer has "
+                              f"{sorted(trainer.optimizers)}. Use the optimizers the run was started with.")
+    for name, opt in trainer.optimizers.items():
+        try:
+            opt.load_state_dict(saved[name])
+        except (ValueError, KeyError, RuntimeError, TypeError) as exc:
+            raise CheckpointError(f"The state of optimizer {name!r} in {source} does not fit this "
+                                  f"{type(opt).__name__} ({exc}). Use the optimizer and parameter groups the run "
+                                  "was started with.") from None
+    if state.get("scaler") is not None and trainer.scaler is not None:
+        trainer.scaler.load_state_dict(state["scaler"])
     saved_cbs = state.get("callbacks") or {}
     for key, cb in callback_keys(trainer.callbacks):
         if key in saved_cbs:
@@ -128,12 +136,23 @@ def load_run_state(trainer, state: dict, *, source: str = "state") -> None:
             store.warn(f"{source} has no state for callback {key}; it starts fresh.")
     trainer.state.load_state_dict(state["train_state"])
     losses = state.get("epoch_losses")
-    trainer.epoch_losses = [] if losses is None else list(losses.to(trainer.device).unbind(0))
+    trainer.epoch_losses[:] = [] if losses is None else list(losses.to(trainer.device).unbind(0))
     if state.get("grads") is not None:
-        params = [p for g in trainer.optimizer.param_groups for p in g["params"]]
+        params = _all_params(trainer)
         for p, g in zip(params, state["grads"]):
             p.grad = None if g is None else g.to(device=p.device, dtype=p.dtype)
     set_rng_state(state["rng"])
+
+
+def _all_params(trainer) -> list:
+    return [p for o in trainer.optimizers.values() for g in o.param_groups for p in g["params"]]
+
+
+def _optimizer_names(trainer):
+    """The optimizer class (one), or ``{name: class}`` (several): a change is refused on resume."""
+    if len(trainer.optimizers) == 1:
+        return type(trainer.optimizer).__name__
+    return {k: type(o).__name__ for k, o in trainer.optimizers.items()}
 
 
 # -- compatibility --------------------------------------------------------------------------------
@@ -171,23 +190,23 @@ def check_optimizer_state(saved, optimizer, source: str) -> None:
     groups = saved.get("param_groups") if isinstance(saved, dict) else None
     if not isinstance(groups, list) or len(groups) != len(optimizer.param_groups) \
             or not isinstance(saved.get("state"), dict):
-        raise CheckpointError(f"The optimizer state in {source} does not have this optimizer's "
+        raise DamagedState(f"The optimizer state in {source} does not have this optimizer's "
                               f"{len(optimizer.param_groups)} parameter group(s); the checkpoint is damaged.")
     params = [p for g in optimizer.param_groups for p in g["params"]]
     for key, per_param in saved["state"].items():
         if not isinstance(key, int) or not 0 <= key < len(params) or not isinstance(per_param, dict):
-            raise CheckpointError(f"The optimizer state in {source} holds an entry {str(key)[:40]!r} that is not one "
+            raise DamagedState(f"The optimizer state in {source} holds an entry {str(key)[:40]!r} that is not one "
                                   f"of the {len(params)} parameters; the checkpoint is damaged.")
         for name, value in per_param.items():
             shape_ok = isinstance(value, torch.Tensor) and (value.numel() == 1 or value.shape == params[key].shape)
             if not (shape_ok or value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))):
                 shown = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
-                raise CheckpointError(f"The optimizer state in {source}: parameter {key}'s {str(name)[:40]!r} is "
+                raise DamagedState(f"The optimizer state in {source}: parameter {key}'s {str(name)[:40]!r} is "
                                       f"{shown}, not a tensor of shape {tuple(params[key].shape)}; the checkpoint "
                                       "is damaged.")
     for i, (old, new) in enumerate(zip(groups, optimizer.param_groups)):
         if not isinstance(old, dict):
-            raise CheckpointError(f"The optimizer state in {source}: parameter group {i} is not a mapping.")
+            raise DamagedState(f"The optimizer state in {source}: parameter group {i} is not a mapping.")
         for key, value in new.items():
             if key == "params":
                 continue
@@ -196,7 +215,7 @@ def check_optimizer_state(saved, optimizer, source: str) -> None:
             if seen is ... or (number and (not isinstance(seen, (int, float)) or seen != seen)) \
                     or (isinstance(value, (tuple, list)) and (not isinstance(seen, (tuple, list))
                                                              or len(seen) != len(value))):
-                raise CheckpointError(f"The optimizer state in {source}: parameter group {i} has "
+                raise DamagedState(f"The optimizer state in {source}: parameter group {i} has "
                                       f"{key}={str(seen)[:40] if seen is not ... else 'nothing'}; expected a value "
                                       f"like {value!r}. The checkpoint is damaged.")
 
@@ -204,13 +223,10 @@ def check_optimizer_state(saved, optimizer, source: str) -> None:
 # -- saving and loading ------------------------------------------------------------------------------
 def weights_finite(model, losses: list | None = None) -> bool:
     """One host sync: are all floating-point parameters and buffers (and ``losses``) finite?"""
-    tensors = [t for t in list(model.parameters()) + list(model.buffers()) if t.is_floating_point()]
-    checks = [torch.isfinite(t).all() for t in tensors]
-    if losses:  # the epoch's batch losses so far: a step that went bad since the last check
-        checks.append(torch.isfinite(stack_losses(losses).to(checks[0].device if checks else "cpu")).all())
-    if not checks:
-        return True
-    return bool(torch.stack(checks).all())
+    from ..callbacks.guard import all_finite
+
+    extra = [stack_losses(losses)] if losses else []  # the epoch's batch losses: a step gone bad since the last check
+    return all_finite(list(model.parameters()) + list(model.buffers()) + extra)
 
 
 def save_checkpoint(trainer, directory: str | os.PathLike, *, monitor: dict | None = None) -> Path | None:
@@ -360,13 +376,18 @@ def resume(trainer, source) -> bool:
         check_compatible(ckpt.config, run_config(trainer), str(path))
         state = dict(ckpt.state, model=ckpt.model_state)
         try:
-            check_optimizer_state(state.get("optimizer"), trainer.optimizer, str(path))
+            saved_opts = state.get("optimizers") or {"default": state.get("optimizer")}
+            for name, opt in trainer.optimizers.items():
+                if name in saved_opts:
+                    check_optimizer_state(saved_opts[name], opt, f"{path} (optimizer {name!r})")
             load_run_state(trainer, state, source=str(path))
-        except CheckpointError as exc:
-            if not fallback or "does not fit" in str(exc):  # settings (not damage) are refused at once
+        except DamagedState as exc:
+            if not fallback:
                 raise
             skipped.append(str(exc))
             continue
+        except CheckpointError:  # settings that differ (not damage) are refused at once
+            raise
         except (ValueError, TypeError, KeyError, IndexError, AttributeError, RuntimeError, OverflowError) as exc:
             # values that parse but cannot be restored (a garbage RNG state, a wrong-sized buffer):
             # damaged like a bad hash; the next candidate restores every part again.
