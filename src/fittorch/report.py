@@ -18,6 +18,8 @@ import os
 import platform
 from pathlib import Path
 
+from .safeio import atomic_write
+
 STATUS_TEXT = {
     "finished": "finished: ran every epoch",
     "stopped": "stopped early",
@@ -269,9 +271,7 @@ def write_report(trainer, path: str | os.PathLike, *, name: str | None = None, i
     page = render_report(history, run, name=name or path.parent.name, images=images, config=config,
                          summary=summary if summary is not None else run.get("model_summary"), system=system,
                          total_seconds=total_seconds, test=run.get("test"))
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(page, encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write(path, page)
     return path
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ._args import add_trust_code
+
 EXAMPLE = """\
 example:
   fittorch report runs/digits        # rewrites runs/digits/curves.png (+ report.html) from metrics.csv
@@ -17,6 +19,7 @@ def add_parser(sub) -> None:
                                    "interrupted or failed run gets a report that says so.",
                        epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("run_dir", metavar="RUN_DIR")
+    add_trust_code(p)
     p.set_defaults(run=run)
 
 
@@ -33,17 +36,17 @@ def run(args) -> int:
         from ..experiment import prepare_data
         from ..runs import load_run
 
-        cfg, _, trainer = load_run(run_dir)
+        cfg, _, trainer = load_run(run_dir, trust_code=args.trust_code)
         trainer.state.history = history
         prep, splits = prepare_data(cfg)  # the same validation split as in training (same seed)
-        write_artifacts(trainer, run_dir, cfg, val=splits.val, labels=prep.classes,
-                        total_seconds=info.get("seconds"), run=info or None)
+        if not write_artifacts(trainer, run_dir, cfg, val=splits.val, labels=prep.classes,
+                               total_seconds=info.get("seconds"), run=info or None):
+            return 1  # the warning above says what failed; nothing is claimed as written
     else:  # interrupted, failed or died: no final model; the curves and the report from the records
         from ..report import write_run_artifacts
-
         from ..runs import observed
 
-        cfg = load_config(run_dir / "config.yaml")
+        cfg = load_config(run_dir / "config.yaml", root=run_dir)
         run = dict(info)
         run["status"], run["epochs"], _ = observed(run_dir, info)
         run.setdefault("best", _best(history, cfg.monitor))
