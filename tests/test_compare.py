@@ -71,3 +71,34 @@ def test_compare_page_renders_in_headless_chromium(two_runs, tmp_path):
     img = browser.screenshot(path, tmp_path, "1200,1800")
     assert img.size == (1200, 1800)
     assert len(img.resize((60, 90)).getcolors(maxcolors=100_000)) > 50  # text and curves, not a blank page
+
+
+def test_compare_and_runs_on_a_died_run_import_no_torch(two_runs, tmp_path, cli_env):
+    """`fittorch runs` stays torch-free, also when it reads a died run's checkpoints or draws a comparison."""
+    import json
+    import subprocess
+    import sys
+
+    from fittorch.runs import read_run_json, write_run_json
+
+    died = two_runs[0].parent / "adam-fast"
+    info = read_run_json(died)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    write_run_json(died, {**info, "status": "running", "pid": dead.pid, "epochs": None})
+    try:
+        code = (
+            "import contextlib, io, json, sys\nfrom fittorch.cli import main\n"
+            "with contextlib.redirect_stdout(io.StringIO()) as out:\n"
+            f"    assert main(['runs', {str(died.parent)!r}, '--json']) == 0\n"
+            f"    assert main(['runs', '--compare', {str(two_runs[0])!r}, {str(two_runs[1])!r}, "
+            f"'--output', {str(tmp_path / 'c.html')!r}]) == 0\n"
+            "row = [json.loads(ln) for ln in out.getvalue().splitlines() if ln.startswith('{')][0]\n"
+            "print(json.dumps({'torch': 'torch' in sys.modules, 'row': row}))\n")
+        proc = subprocess.run([sys.executable, "-c", code], env=cli_env, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        result = json.loads(proc.stdout.splitlines()[-1])
+        assert result["torch"] is False
+        assert result["row"]["status"] == "died" and result["row"]["epochs"] == 4  # from the checkpoints
+    finally:
+        write_run_json(died, info)

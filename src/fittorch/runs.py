@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 import sys
 import time
 from datetime import datetime, timezone
@@ -427,13 +428,21 @@ def observed(run_dir: Path, info: dict) -> tuple[str, int | None, float | None]:
     return status, epochs, seconds
 
 
-def checkpointed_epochs(run_dir: Path) -> int | None:
-    """The epochs completed by the newest complete checkpoint in ``run_dir/checkpoints`` (None if none)."""
-    from .checkpoint.store import latest, position
+_CHECKPOINT_NAME = re.compile(r"^ckpt-e(\d+)-b(\d+)$")  # checkpoint/store.py's naming (ckpt-e{epochs}-b{batches})
 
-    newest = latest(Path(run_dir) / "checkpoints")
-    pos = position(newest) if newest is not None else None
-    return pos[0] if pos else None
+
+def checkpointed_epochs(run_dir: Path) -> int | None:
+    """The epochs completed by the newest complete checkpoint in ``run_dir/checkpoints`` (None if none).
+
+    Read from the folder names and manifests alone: the checkpoint package imports torch, and
+    ``fittorch runs`` must not.
+    """
+    folder = Path(run_dir) / "checkpoints"
+    if not folder.is_dir() or folder.is_symlink():
+        return None
+    done = [int(m.group(1)) for p in folder.iterdir()
+            if (m := _CHECKPOINT_NAME.match(p.name)) and (p / "manifest.json").is_file()]
+    return max(done, default=None)
 
 
 def _alive(pid: int) -> bool:
