@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from test_cli_resume import CONFIG as RESUME_CONFIG
 
 from fittorch.config import save_config, validate
 from fittorch.errors import ConfigError
@@ -159,17 +160,7 @@ def test_a_second_signal_after_the_save_exits_quietly(tmp_path):
     assert fixed.returncode == 128 + signal.SIGINT and "Exception ignored" not in fixed.stderr, fixed.stderr
 
 
-LONG = """\
-name: longrun
-seed: 0
-data:
-  source: sklearn:make_classification
-  params: {n_samples: 2000, n_features: 20, n_informative: 10, n_classes: 3}
-  val_split: 0.2
-model: {type: mlp, hidden: [32]}
-optimizer: {name: adam, lr: 0.001}
-train: {epochs: 300, batch_size: 8, checkpoint_every_steps: 50, log_every: 1}
-"""
+LONG = RESUME_CONFIG.replace("epochs: 25,", "epochs: 300,")  # test_cli_resume's long run, longer
 
 
 @pytest.mark.slow
