@@ -48,7 +48,7 @@ def run(args) -> int:
     if args.name:
         cfg.name = args.name
     if args.nproc and args.nproc > 1:  # re-run this command in N processes under torch's launcher
-        from ..distributed import launch
+        from .launch import launch
 
         run_dir = exact_run_dir(args.run_dir) if args.run_dir else next_run_dir(args.out, cfg.name)
         return launch([*args.argv, *([] if args.run_dir else ["--run-dir", str(run_dir)])], args.nproc)
