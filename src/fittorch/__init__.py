@@ -20,6 +20,7 @@ from .seeding import seed_everything
 from .serialization import load_model as load
 from .serialization import save_model as save
 from .state import TrainState
+from .step import Step, Window
 from .summary import model_summary
 from .trainer import Trainer, fit
 
@@ -29,7 +30,7 @@ from .trainer import Trainer, fit
 from .doctor import doctor  # noqa: E402  (after Trainer: the doctor package refers to it lazily)
 
 __all__ = [
-    "__version__", "Trainer", "fit", "History", "TrainState", "Callback", "ProgressBar", "MLP", "build_model",
+    "__version__", "Trainer", "fit", "Step", "Window", "History", "TrainState", "Callback", "ProgressBar", "MLP", "build_model",
     "save", "load", "seed_everything", "FittorchError", "ConfigError", "DataError", "DataTypeError",
     "ModelError", "NotFittedError", "CheckpointError", "TrainingError",
     "EarlyStopping", "LRScheduler", "GradientClipping", "NonFiniteGuard", "TimeLimit", "CSVLogger",

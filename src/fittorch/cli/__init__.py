@@ -12,14 +12,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import importlib.util
 import sys
 
 from .._version import __version__
 
-COMMANDS = ["fit", "resume", "evaluate", "predict", "export", "report", "runs", "demo"]  # modules under fittorch.cli
-if importlib.util.find_spec(f"{__name__}.doctor") is not None:  # written by the doctor issue
-    COMMANDS.insert(COMMANDS.index("demo"), "doctor")
+COMMANDS = ["fit", "resume", "evaluate", "predict", "export", "report", "runs", "doctor", "demo"]  # modules under fittorch.cli
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
