@@ -334,7 +334,8 @@ class Experiment:
 
 
 def build_trainer(cfg: Config, prep: Preprocessing, *, run_dir: Path | None = None, has_val: bool = True,
-                  quiet: bool = False):
+                  quiet: bool = False, inference: bool = False):
+    """The run's Trainer; ``inference=True`` builds no optimizer (for evaluate, predict, report)."""
     from .seeding import seed_everything
     from .trainer import Trainer
 
@@ -343,7 +344,8 @@ def build_trainer(cfg: Config, prep: Preprocessing, *, run_dir: Path | None = No
     opt_kwargs = dict(cfg.optimizer.kwargs)
     if cfg.optimizer.weight_decay:
         opt_kwargs["weight_decay"] = cfg.optimizer.weight_decay
-    return Trainer(model, loss=default_loss(cfg, prep), optimizer=cfg.optimizer.name, lr=cfg.optimizer.lr,
+    return Trainer(model, loss=default_loss(cfg, prep), optimizer=None if inference else cfg.optimizer.name,
+                   lr=cfg.optimizer.lr,
                    optimizer_kwargs=opt_kwargs, metrics=default_metrics(cfg, prep), device=cfg.device,
                    seed=cfg.seed, callbacks=build_callbacks(cfg, run_dir, has_val), precision=cfg.train.precision,
                    accumulate_steps=cfg.train.accumulate_steps, progress=not quiet, log_every=cfg.train.log_every,

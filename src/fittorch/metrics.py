@@ -1,8 +1,9 @@
-"""Metrics by name, computed with torchmetrics.
+"""Metrics by name, computed with torchmetrics (the defaults with ``fittorch.fast_metrics``).
 
 Metric objects accumulate on the model's device during an epoch and are computed once
 at its end, so no metric causes a host sync per batch. ``torchmetrics`` is imported
-lazily: it is only needed once a fit with metrics starts.
+lazily, and only for a metric other than the defaults (accuracy, mse, rmse, mae, r2), which
+``fittorch.fast_metrics`` computes with torchmetrics' exact arithmetic at no import cost.
 
 Names (the history calls them ``val_<name>``):
 
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import torch
 
+from . import fast_metrics
 from .errors import ConfigError, unknown_name
 from .outputs import select
 from .task import OutputKind
@@ -75,6 +77,9 @@ def _log_loss_metric():
 
 def _build(name: str, kind: OutputKind):
     """A ``(metric, input)`` pair; ``input`` is ``"probs"`` or ``"labels"`` (hard predictions)."""
+    fast = fast_metrics.build(name, kind)
+    if fast is not None:
+        return fast
     import torchmetrics.classification as C  # noqa: N812 - lazy import keeps `import fittorch` light
     import torchmetrics.regression as R  # noqa: N812
 

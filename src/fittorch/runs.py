@@ -255,7 +255,7 @@ def load_run(run_dir: str | os.PathLike, *, checkpoint: str | None = None):
         raise CheckpointError(f"{run_dir / 'model.json'} has no 'preprocessing' entry; it was not written by "
                               "`fittorch fit`. Use fittorch.load() for a bare model file.")
     prep = Preprocessing.from_dict(meta["preprocessing"])
-    trainer = build_trainer(cfg, prep, run_dir=None, quiet=True)
+    trainer = build_trainer(cfg, prep, run_dir=None, quiet=True, inference=True)  # no optimizer: no dynamo
     trainer.load(run_dir / "model.safetensors")  # also restores the output kind for metrics
     if prep.classes is not None and getattr(trainer, "classes", None) is not None:
         # model.json names the original labels (for Trainer.load users); the CLI encodes labels

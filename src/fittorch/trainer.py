@@ -50,8 +50,9 @@ class Trainer:
             the model computes its own loss (``output["loss"]``; the target is passed to ``forward``
             as ``labels=`` when it accepts it). See docs/custom-training.md.
         optimizer: a name (``sgd``, ``adam``, ``adamw``, ``rmsprop``, ``adagrad``), an optimizer
-            instance, a factory ``params -> optimizer``, or a dict of them by name for a custom
-            step (``{"generator": ..., "discriminator": ...}``; see :func:`fittorch.optim.build_optimizers`).
+            instance, a factory ``params -> optimizer``, a dict of them by name for a custom
+            step (``{"generator": ..., "discriminator": ...}``; see :func:`fittorch.optim.build_optimizers`),
+            or ``None`` for a trainer that only evaluates and predicts.
         lr: learning rate for a named optimizer (torch's default if omitted; 0.01 for sgd).
         optimizer_kwargs: extra arguments for a named optimizer, e.g. ``{"weight_decay": 1e-4}``.
         metrics: names (``accuracy``, ``mse``, ``mae``, ``r2``) or torchmetrics objects;
@@ -107,8 +108,11 @@ class Trainer:
         self.loss_fn, self.loss_info = resolve_loss(loss)
         if isinstance(self.loss_fn, nn.Module):
             self.loss_fn = self.loss_fn.to(self.device)
-        self.optimizers = build_optimizers(optimizer, self.model, lr, optimizer_kwargs, self.device)
-        self.optimizer = next(iter(self.optimizers.values()))  # the first (the only one, usually)
+        # optimizer=None: an inference-only trainer (evaluate, predict). Building a torch optimizer
+        # imports torch._dynamo (about 1 s in a fresh process), which inference never needs.
+        self.optimizers = {} if optimizer is None else build_optimizers(optimizer, self.model, lr,
+                                                                        optimizer_kwargs, self.device)
+        self.optimizer = next(iter(self.optimizers.values()), None)  # the first (usually the only one)
         self.task, self.output_key = task, output_key
         self.metric_specs = metrics
         self.seed = int(seed)
@@ -168,6 +172,9 @@ class Trainer:
         """
         check_num_workers(num_workers)
         validation.check_val_every_steps(val_every_steps)
+        if self.optimizer is None:
+            raise ConfigError("This Trainer was built with optimizer=None, for evaluate/predict only, so it "
+                              "cannot fit. Pass an optimizer, e.g. Trainer(model, optimizer='adam').")
         keep = self.classes if self.state.status != "created" else None
         fd = prepare_fit(train, val, loss_info=self.loss_info, seed=self.seed, classes=keep,
                          num_workers=num_workers, device=self.device, task=self.task, collate_fn=collate_fn)
@@ -387,6 +394,8 @@ class Trainer:
         self.checkpoint_dir = None if checkpoint_dir is None else str(checkpoint_dir)
 
     def _check_checkpoint_dir_unused(self) -> None:
+        if self.checkpoint_dir is None:
+            return
         from .checkpoint import latest
         from .errors import CheckpointError
 
