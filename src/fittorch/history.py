@@ -9,6 +9,9 @@ import csv
 import math
 import os
 from collections.abc import Iterator
+from pathlib import Path
+
+from .safeio import MAX_JSON, atomic_writer, read_text
 
 
 class History:
@@ -70,7 +73,7 @@ class History:
     def to_csv(self, path: str | os.PathLike) -> None:
         """Write every row; columns are the union of all rows' keys."""
         cols = self.columns
-        with open(path, "w", newline="") as f:
+        with atomic_writer(path, text=True, newline="") as f:
             writer = csv.DictWriter(f, fieldnames=cols)
             writer.writeheader()
             for row in self.rows:
@@ -78,10 +81,12 @@ class History:
 
     @classmethod
     def from_csv(cls, path: str | os.PathLike) -> History:
-        rows = []
-        with open(path, newline="") as f:
-            for raw in csv.DictReader(f):
-                rows.append({k: _parse(v) for k, v in raw.items()})
+        import io
+
+        rows = []  # a regular file of bounded size (a run folder may come from someone else)
+        for raw in csv.DictReader(io.StringIO(read_text(path, max_bytes=MAX_JSON, root=Path(path).parent,
+                                                        what="metrics file"), newline="")):
+            rows.append({k: _parse(v) for k, v in raw.items()})
         return cls(rows)
 
     def to_dataframe(self):

@@ -9,6 +9,8 @@ import math
 import os
 import sys
 
+from .safeio import save_figure
+
 
 def _pyplot():
     import matplotlib
@@ -115,7 +117,7 @@ def plot_history(history, path=None, *, title: str | None = None, best: str | No
         fig.suptitle(title)
     fig.tight_layout()
     if path is not None:
-        fig.savefig(path, dpi=100)
+        save_figure(fig, path, dpi=100)
         plt.close(fig)
     return fig
 
@@ -148,6 +150,6 @@ def plot_confusion_matrix(matrix, path=None, *, labels=None, title: str = "Confu
                         color="white" if shown[i, j] > threshold else "black")
     fig.tight_layout()
     if path is not None:
-        fig.savefig(path, dpi=100)
+        save_figure(fig, path, dpi=100)
         plt.close(fig)
     return fig

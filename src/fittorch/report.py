@@ -19,6 +19,8 @@ import platform
 import time
 from pathlib import Path
 
+from .safeio import atomic_write
+
 STATUS_TEXT = {
     "finished": "finished: ran every epoch",
     "stopped": "stopped early",
@@ -191,9 +193,7 @@ def write_report(trainer, path: str | os.PathLike, *, name: str | None = None, i
     path.parent.mkdir(parents=True, exist_ok=True)
     page = render_report(trainer, name=name or path.parent.name, images=images, config=config, summary=summary,
                          total_seconds=total_seconds)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(page, encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write(path, page)
     return path
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ._args import add_trust_code
+
 EXAMPLE = """\
 example:
   fittorch report runs/digits        # rewrites runs/digits/curves.png (+ report.html) from metrics.csv
@@ -16,6 +18,7 @@ def add_parser(sub) -> None:
                                    "module is installed) from RUN_DIR's metrics.csv, model and config.",
                        epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("run_dir", metavar="RUN_DIR")
+    add_trust_code(p)
     p.set_defaults(run=run)
 
 
@@ -29,9 +32,9 @@ def run(args) -> int:
     if (run_dir / "model.safetensors").exists():
         from ..runs import load_run
 
-        cfg, _, trainer = load_run(run_dir)
+        cfg, _, trainer = load_run(run_dir, trust_code=args.trust_code)
     else:  # an interrupted run: no final model, the curves can still be drawn
-        cfg, trainer = load_config(run_dir / "config.yaml"), None
+        cfg, trainer = load_config(run_dir / "config.yaml", root=run_dir), None
     if trainer is None:
         history.plot(run_dir / "curves.png", title=run_dir.name,
                      best=cfg.monitor if cfg.monitor in history.columns else None)
@@ -43,8 +46,9 @@ def run(args) -> int:
         trainer.state.status = info.get("status", "finished")
         trainer.state.stop_reason = info.get("stop_reason", "")
         prep, splits = prepare_data(cfg)  # the same validation split as in training (same seed)
-        write_artifacts(trainer, run_dir, cfg, val=splits.val, labels=prep.classes,
-                        total_seconds=info.get("seconds"))
+        if not write_artifacts(trainer, run_dir, cfg, val=splits.val, labels=prep.classes,
+                               total_seconds=info.get("seconds")):
+            return 1  # the warning above says what failed; nothing is claimed as written
     written = [n for n in ("curves.png", "confusion_matrix.png", "report.html") if (run_dir / n).exists()]
     print(f"Wrote {', '.join(str(run_dir / n) for n in written)}")
     return 0

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from ..callbacks.base import Callback
+from ..safeio import save_figure
 from .report import FAIL, PASS, WARN, CheckResult
 
 STEPS = 100
@@ -130,6 +131,6 @@ def plot(lrs, losses, a: dict, lr: float, path: Path) -> Path:
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    save_figure(fig, path, dpi=100)
     plt.close(fig)
     return path
