@@ -71,14 +71,18 @@ def output_path(path: str | os.PathLike | None, fmt: str, default_dir: Path | No
 
 
 def export_run(run_dir: str | os.PathLike, *, format: str = "onnx", output=None, checkpoint: str | None = None,
-               rows: str | None = None, tolerance: float = DEFAULT_TOLERANCE,
-               max_rows: int = DEFAULT_ROWS) -> ExportResult:
-    """Export a run directory's model with its standardization folded in; parity-checked."""
+               rows: str | None = None, tolerance: float = DEFAULT_TOLERANCE, max_rows: int = DEFAULT_ROWS,
+               trust_code: bool = False) -> ExportResult:
+    """Export a run directory's model with its standardization folded in; parity-checked.
+
+    ``trust_code``: a run with ``model.type: import`` imports the code its config names; opt in.
+    """
     fmt = check_format(format)
     if checkpoint not in (None, "best", "last"):
         raise unknown_name("checkpoint", str(checkpoint), ("best", "last"))
     final = output_path(output, fmt, Path(run_dir))
-    src = sources.load_run_source(str(run_dir), checkpoint=checkpoint, rows=rows, max_rows=max_rows)
+    src = sources.load_run_source(str(run_dir), checkpoint=checkpoint, rows=rows, max_rows=max_rows,
+                                  trust_code=trust_code)
     prep, trainer = src.prep, src.trainer
     if getattr(trainer, "precision", "fp32") != "fp32":  # the graph is float32: so is the predict it is checked on
         import contextlib
