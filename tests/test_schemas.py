@@ -127,7 +127,8 @@ def test_fuzzed_run_files_give_success_or_a_fittorch_error(base_run, tmp_path_fa
     target.write_text(text)
     if which == "state.json":
         _rehash(ckpt, which)  # consistent hashes: the values themselves are what is tested
-    commands = {"manifest.json": [["evaluate", str(run), "--checkpoint", "last"], ["resume", str(run), "--epochs", "4"]],
+    commands = {"manifest.json": [["evaluate", str(run), "--checkpoint", "last"],
+                                  ["resume", str(run), "--epochs", "4"]],
                 "state.json": [["resume", str(run), "--epochs", "4"]],
                 "model.json": [["predict", str(run), str(work / "new.csv")]],
                 "run.json": [["runs", str(run.parent)], ["resume", str(run), "--epochs", "4"]]}[which]

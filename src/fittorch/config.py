@@ -119,7 +119,8 @@ class TrainConfig(_Section):
     accumulate_steps: int = Field(1, ge=1, description="micro-batches per optimizer step")
     checkpoint_every_steps: int = Field(0, ge=0, description="also checkpoint every N steps (0: epoch ends only)")
     keep_last: int = Field(2, ge=1, description="how many recent checkpoints to keep (plus the best)")
-    grad_clip: float | None = Field(None, gt=0.0, allow_inf_nan=False, description="clip the gradient norm to this value")
+    grad_clip: float | None = Field(None, gt=0.0, allow_inf_nan=False,
+                                    description="clip the gradient norm to this value")
     precision: Literal["fp32", "bf16", "fp16"] = Field("fp32", description="fp32, bf16 or fp16 (CUDA)")
     log_every: int = Field(10, ge=0, description="print a log line every N epochs (0: none)")
 
