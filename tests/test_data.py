@@ -315,8 +315,11 @@ def test_csv_with_duplicate_column_names_is_refused(tmp_path):
     from fittorch.data.files import read_table
 
     (tmp_path / "dup.csv").write_text("a,b,a\n1,2,3\n")
-    with pytest.raises(DataError, match=r"duplicate column name\(s\) \['a'\] in its header"):
+    with pytest.raises(DataError, match=r"names column\(s\) 'a' more than once"):
         read_table(tmp_path / "dup.csv")
+    (tmp_path / "dup2.csv").write_text("a;b;a\n1;2;3\n")  # found with the sniffed delimiter too
+    with pytest.raises(DataError, match=r"names column\(s\) 'a' more than once"):
+        read_table(tmp_path / "dup2.csv")
 
 
 def test_load_xy_never_inspects_unselected_columns(tmp_path):

@@ -415,9 +415,10 @@ def test_preprocess_option(penguins):
         TorchClassifier(epochs=1, preprocess="yes", device="cpu").fit(X, y)
     from fittorch.tabular import TabularPreprocessor
 
-    clf = TorchClassifier(epochs=2, device="cpu", preprocess=TabularPreprocessor(categorical=["year"]))
-    clf.fit(X, y)
+    clf = TorchClassifier(epochs=2, device="cpu", val_split=0.2, preprocess=TabularPreprocessor(categorical=["year"]))
+    clf.fit(X, y)  # val_split splits the numeric + category inputs alike
     assert clf.tabular_.categorical_columns == ["island", "sex", "year"] and clf.preprocess.state is None
+    assert len(clf.history_) == 2 and "val_loss" in repr(clf.history_)
     num = X.select_dtypes("number").fillna(0.0)
     assert TorchClassifier(epochs=2, device="cpu").fit(num, y).tabular_ is None  # numbers only: the array path
 

@@ -46,9 +46,9 @@ def read_frame(path: str, cfg_data, what: str):
     """(features DataFrame, target Series) of one tabular file; only the selected columns are kept.
 
     No feature column is inspected here: roles and values are the tabular preprocessing's job.
-    A target with empty cells is refused, naming the rows.
+    A target with empty cells is refused by ``load_xy``, naming the lines.
     """
-    from .data.files import check_target_complete, load_xy
+    from .data.files import load_xy
 
     target = cfg_data.target or ("y" if str(path).lower().endswith(".npz") else None)
     if target is None:
@@ -65,7 +65,6 @@ def read_frame(path: str, cfg_data, what: str):
             raise ConfigError(f"data.features names {missing[0]!r}, which is not a column of {path}."
                               f"{did_you_mean(missing[0], map(str, X.columns))}")
         X = X[list(cfg_data.features)]
-    check_target_complete(y, target, what)
     return X, y
 
 
@@ -383,7 +382,8 @@ class Experiment:
 
 
 def build_trainer(cfg: Config, prep: Preprocessing, *, run_dir: Path | None = None, has_val: bool = True,
-                  quiet: bool = False):
+                  quiet: bool = False, inference: bool = False):
+    """The run's Trainer; ``inference=True`` builds no optimizer (for evaluate, predict, report)."""
     from .seeding import seed_everything
     from .trainer import Trainer
 
@@ -392,7 +392,8 @@ def build_trainer(cfg: Config, prep: Preprocessing, *, run_dir: Path | None = No
     opt_kwargs = dict(cfg.optimizer.kwargs)
     if cfg.optimizer.weight_decay:
         opt_kwargs["weight_decay"] = cfg.optimizer.weight_decay
-    return Trainer(model, loss=default_loss(cfg, prep), optimizer=cfg.optimizer.name, lr=cfg.optimizer.lr,
+    return Trainer(model, loss=default_loss(cfg, prep), optimizer=None if inference else cfg.optimizer.name,
+                   lr=cfg.optimizer.lr,
                    optimizer_kwargs=opt_kwargs, metrics=default_metrics(cfg, prep), device=cfg.device,
                    seed=cfg.seed, callbacks=build_callbacks(cfg, run_dir, has_val), precision=cfg.train.precision,
                    accumulate_steps=cfg.train.accumulate_steps, progress=not quiet, log_every=cfg.train.log_every,

@@ -18,6 +18,7 @@ from .callbacks.base import Callback, overrides
 from .data import InMemoryData, first_tensor, make_source, prepare_fit
 from .data.checks import check_num_workers
 from .device import auto_num_threads, resolve_device
+from .display import EvalResult
 from . import distributed
 from .errors import ConfigError, NotFittedError
 from .history import History
@@ -50,8 +51,9 @@ class Trainer:
             the model computes its own loss (``output["loss"]``; the target is passed to ``forward``
             as ``labels=`` when it accepts it). See docs/custom-training.md.
         optimizer: a name (``sgd``, ``adam``, ``adamw``, ``rmsprop``, ``adagrad``), an optimizer
-            instance, a factory ``params -> optimizer``, or a dict of them by name for a custom
-            step (``{"generator": ..., "discriminator": ...}``; see :func:`fittorch.optim.build_optimizers`).
+            instance, a factory ``params -> optimizer``, a dict of them by name for a custom
+            step (``{"generator": ..., "discriminator": ...}``; see :func:`fittorch.optim.build_optimizers`),
+            or ``None`` for a trainer that only evaluates and predicts.
         lr: learning rate for a named optimizer (torch's default if omitted; 0.01 for sgd).
         optimizer_kwargs: extra arguments for a named optimizer, e.g. ``{"weight_decay": 1e-4}``.
         metrics: names (``accuracy``, ``mse``, ``mae``, ``r2``) or torchmetrics objects;
@@ -107,8 +109,11 @@ class Trainer:
         self.loss_fn, self.loss_info = resolve_loss(loss)
         if isinstance(self.loss_fn, nn.Module):
             self.loss_fn = self.loss_fn.to(self.device)
-        self.optimizers = build_optimizers(optimizer, self.model, lr, optimizer_kwargs, self.device)
-        self.optimizer = next(iter(self.optimizers.values()))  # the first (the only one, usually)
+        # optimizer=None: an inference-only trainer (evaluate, predict). Building a torch optimizer
+        # imports torch._dynamo (about 1 s in a fresh process), which inference never needs.
+        self.optimizers = {} if optimizer is None else build_optimizers(optimizer, self.model, lr,
+                                                                        optimizer_kwargs, self.device)
+        self.optimizer = next(iter(self.optimizers.values()), None)  # the first (usually the only one)
         self.task, self.output_key = task, output_key
         self.metric_specs = metrics
         self.seed = int(seed)
@@ -176,6 +181,9 @@ class Trainer:
             train, val = encode_pair(self.preprocess, train, fit=True), encode_pair(self.preprocess, val)
         check_num_workers(num_workers)
         validation.check_val_every_steps(val_every_steps)
+        if self.optimizer is None:
+            raise ConfigError("This Trainer was built with optimizer=None, for evaluate/predict only, so it "
+                              "cannot fit. Pass an optimizer, e.g. Trainer(model, optimizer='adam').")
         keep = self.classes if self.state.status != "created" else None
         fd = prepare_fit(train, val, loss_info=self.loss_info, seed=self.seed, classes=keep,
                          num_workers=num_workers, device=self.device, task=self.task, collate_fn=collate_fn)
@@ -236,7 +244,8 @@ class Trainer:
         if isinstance(src, InMemoryData):
             src = src.to(self.device)
         with self._threads():
-            return evaluate_source(self._loop_context(batch_size), src, batch_size=batch_size)
+            # a plain dict of floats that shows as a table in Jupyter
+            return EvalResult(evaluate_source(self._loop_context(batch_size), src, batch_size=batch_size))
 
     @torch.no_grad()
     def predict(self, X, *, batch_size: int = 1024, labels: bool = False, structure: bool = False):
@@ -301,6 +310,17 @@ class Trainer:
         meta.update(metadata or {})
         return save_model(self.model, path, metadata=meta)
 
+    def export(self, path: str | os.PathLike, *, format: str = "onnx", example=None, preprocessing=None,
+               tolerance: float = 1e-4):
+        """Write the model as ``.onnx`` or ``.pt2``, checked against :meth:`predict` on ``example``'s rows.
+
+        See :func:`fittorch.export.export_trainer` and docs/export.md.
+        """
+        from .export import export_trainer
+
+        return export_trainer(self, path, format=format, example=example, preprocessing=preprocessing,
+                              tolerance=tolerance)
+
     def load(self, path: str | os.PathLike) -> Trainer:
         """Load weights saved by :meth:`save` into this trainer's model."""
         from .serialization import load_into, load_state, read_metadata, unwrap
@@ -354,6 +374,11 @@ class Trainer:
         if rows and rows[-1].get("epoch") == row.get("epoch"):
             rows[-1].update(values)
 
+    def _repr_html_(self) -> str:  # Jupyter: the fit summary (status, epochs, best and last values)
+        from .display import fit_summary_html
+
+        return fit_summary_html(self)
+
     # -- helpers the loop uses ----------------------------------------------------------
     def _loop_context(self, batch_size: int, val_every_steps: int = 0) -> LoopContext:
         """Everything the loop reads, in one object (the loop never reads the Trainer)."""
@@ -392,6 +417,8 @@ class Trainer:
         self.checkpoint_dir = None if checkpoint_dir is None else str(checkpoint_dir)
 
     def _check_checkpoint_dir_unused(self) -> None:
+        if self.checkpoint_dir is None:
+            return
         from .checkpoint import latest
         from .errors import CheckpointError
 
@@ -444,7 +471,7 @@ class Trainer:
     def _metric_names(self, kind: OutputKind):
         if self.metric_specs == "auto":
             return metric_defaults(kind)
-        if isinstance(self.metric_specs, str):
+        if isinstance(self.metric_specs, str) or callable(self.metric_specs):  # one name, function or Metric
             return [self.metric_specs]
         return list(self.metric_specs or [])
 

@@ -4,6 +4,25 @@ Each command lives in its own module with ``add_parser(subparsers)`` and ``run(a
 ``COMMANDS`` lists them in help order. Errors print as one line with a hint; ``--debug``
 shows the traceback.
 
+Commands cost what they do. ``build_parser`` imports every command module to build the help,
+so a command module imports nothing heavy at its top: only the standard library and
+``fittorch`` modules that are themselves light (``import fittorch`` imports no torch).
+torch, pandas, matplotlib, sklearn, pydantic and fittorch's training modules are imported
+inside ``run(args)``, and only those the command needs::
+
+    def add_parser(sub) -> None:      # argparse only
+        p = sub.add_parser("mycmd", help=...)
+        p.set_defaults(run=run)
+
+    def run(args) -> int:
+        from ..runs import load_run   # heavy imports here, where the work is
+        ...
+
+So ``fittorch --help`` and ``fittorch runs`` never import torch, ``predict`` and ``evaluate``
+build no optimizer (no ``torch._dynamo``) and need no torchmetrics for the default metrics,
+and no command but ``report``/``fit`` imports matplotlib. ``tests/test_imports.py`` checks
+this for every command in ``COMMANDS`` in fresh processes.
+
 Exit codes: 0 success, 1 failure during a run, 2 usage or config error, 75 interrupted
 with a checkpoint (continue with ``fittorch resume RUN_DIR``).
 """
@@ -16,7 +35,8 @@ import sys
 
 from .._version import __version__
 
-COMMANDS = ["fit", "resume", "evaluate", "predict", "report", "runs", "doctor", "demo"]  # modules under fittorch.cli
+# modules under fittorch.cli, in help order
+COMMANDS = ["fit", "resume", "evaluate", "predict", "export", "report", "runs", "doctor", "demo"]
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
@@ -73,13 +93,15 @@ def main(argv: list[str] | None = None) -> int:
         print("fittorch: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # noqa: BLE001 - the CLI's one place that turns errors into exit codes
-        from ..errors import ConfigError, DataError, DataTypeError, FittorchError, ModelError
+        from ..errors import ConfigError, DataError, DataTypeError, FittorchError, ModelError, OutputError
 
         if args.debug:
             raise
-        usage = isinstance(exc, (ConfigError, DataError, DataTypeError, ModelError))
+        usage = isinstance(exc, (ConfigError, DataError, DataTypeError, ModelError, OutputError))
         name = "error" if isinstance(exc, FittorchError) else type(exc).__name__
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        lines = str(exc).strip().splitlines() or [type(exc).__name__]
+        # a fittorch error may list several problems, one per line (a config with many mistakes)
+        message = "\n".join(lines[:25]) if isinstance(exc, FittorchError) else lines[0]
         print(f"fittorch: {name}: {message}", file=sys.stderr)
         print("hint: run again with --debug for the full traceback.", file=sys.stderr)
         return EXIT_USAGE if usage else EXIT_FAILURE

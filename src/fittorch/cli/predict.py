@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from ._args import add_trust_code, positive_int
+
 EXAMPLE = """\
 example:
   fittorch predict runs/iris-csv new_flowers.csv --output preds.csv
   fittorch predict runs/iris-csv new_flowers.csv --proba          # CSV on stdout, + proba_<class> columns
+  fittorch predict runs/iris-csv/model.onnx new_flowers.csv       # an exported file, on onnxruntime (no torch)
 """
 
 
@@ -19,37 +22,89 @@ def add_parser(sub) -> None:
                                    "training is read as 'unknown' and counted on stderr. Columns the model does "
                                    "not use are ignored; a missing used column is an error.",
                        epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory, or a .onnx file from fittorch export")
     p.add_argument("data", metavar="DATA", help="a .csv/.parquet/.npz file, or a sklearn: source")
     p.add_argument("--output", "-o", metavar="PREDS.csv", help="write here (default: standard output)")
     p.add_argument("--proba", action="store_true", help="add one probability column per class")
-    p.add_argument("--batch-size", type=int, default=1024)
+    p.add_argument("--batch-size", type=positive_int, default=1024)
+    p.add_argument("--strict", action="store_true",
+                   help="exit 1 (writing nothing) when a prediction is NaN or inf, instead of a warning")
+    add_trust_code(p)
     p.set_defaults(run=run)
 
 
 def run(args) -> int:
+    if args.run_dir.lower().endswith(".pt2"):
+        from ..errors import ConfigError
+
+        raise ConfigError(f"{args.run_dir} is a torch.export program; fittorch predict takes a run directory or an "
+                          ".onnx file. Load a .pt2 file with torch.export.load (see docs/export.md), or predict "
+                          "with the run it came from.")
+    out = predict_onnx(args) if args.run_dir.lower().endswith(".onnx") else predict_run(args)
+    write(out, args.output)
+    return 0
+
+
+def predict_run(args):
     import sys
 
     import pandas as pd
+    import torch
 
     from ._data import feature_data, note_unknown
-    from ..errors import ConfigError
+    from ..errors import ConfigError, TrainingError
     from ..runs import check_run_dir, load_run
 
     run_dir = check_run_dir(args.run_dir)
-    cfg, prep, trainer = load_run(run_dir)
+    cfg, prep, trainer = load_run(run_dir, trust_code=args.trust_code)
     if args.proba and prep.task != "classification":
         raise ConfigError("--proba is for classification runs; this run is a regression.")
     X = feature_data(cfg, prep, args.data)
     note_unknown(prep)
-    predictions, proba = prep.decode(trainer.predict(X, batch_size=args.batch_size))
+    outputs = trainer.predict(X, batch_size=args.batch_size)
+    bad = ~torch.isfinite(outputs.reshape(len(outputs), -1)).all(dim=1)
+    n_bad = int(bad.sum())
+    if n_bad:  # never shown as a label: argmax of NaN would name the first class
+        rows = ", ".join(str(i + 1) for i in bad.nonzero().flatten()[:10].tolist())
+        msg = (f"{n_bad} of {len(outputs)} predictions are NaN or inf (data rows {rows}{' ...' if n_bad > 10 else ''}) "
+               f"although the inputs are finite: the model in {run_dir} is broken (diverged weights?).")
+        if args.strict:
+            raise TrainingError(msg + " Nothing was written (--strict).")
+        print(f"fittorch: warning: {msg} Those rows are left empty.", file=sys.stderr)
+    predictions, proba = prep.decode(outputs)
     out = pd.DataFrame({"prediction": predictions})
+    if n_bad:
+        out["prediction"] = out["prediction"].astype(object)
+        out.loc[bad.numpy(), "prediction"] = None
     if args.proba:
         for i, name in enumerate(prep.classes):
             out[f"proba_{name}"] = proba[:, i]
-    if args.output:
-        out.to_csv(args.output, index=False)
-        print(f"Wrote {len(out)} predictions to {args.output}", file=sys.stderr)
+    return out
+
+
+def predict_onnx(args):
+    """An exported file on onnxruntime: this path imports neither torch nor the run's model."""
+    from ..errors import ConfigError
+    from ..serving import OnnxModel, read_table
+
+    model = OnnxModel(args.run_dir)
+    if args.proba and model.task != "classification":
+        raise ConfigError("--proba is for classification models; this one is a regression.")
+    if args.data.startswith("sklearn:"):
+        raise ConfigError("Predicting with an .onnx file reads a .csv or .parquet file; sklearn: sources need the "
+                          "run directory (fittorch predict RUN_DIR sklearn:...).")
+    return model.predict_frame(read_table(args.data), args.data, proba=args.proba)
+
+
+def write(out, output) -> None:
+    import sys
+
+    from ..safeio import atomic_writer
+
+    if output:  # atomic: a kill or a full disk leaves the previous file whole
+        with atomic_writer(output, text=True, newline="") as f:
+            out.to_csv(f, index=False)
+        print(f"Wrote {len(out)} predictions to {output}", file=sys.stderr)
     else:
         try:
             out.to_csv(sys.stdout, index=False)
@@ -58,4 +113,3 @@ def run(args) -> int:
             import os
 
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-    return 0

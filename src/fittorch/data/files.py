@@ -19,14 +19,7 @@ _DECIMAL_COMMA = re.compile(r"(^|;)\s*-?\d+,\d+\s*(;|$)", re.M)
 
 
 def csv_dialect(p) -> dict:
-    """``read_csv`` arguments for this file (sep, decimal, encoding), from its first bytes.
-
-    Duplicate header names are refused here: pandas would silently rename them.
-    """
-    import csv
-
-    from ..errors import DataError
-
+    """``read_csv`` arguments for this file (sep, decimal, encoding), from its first bytes."""
     with open(p, "rb") as f:
         head = f.read(SNIFF_BYTES).decode("utf-8-sig", errors="replace")
     lines = head.splitlines()
@@ -36,12 +29,6 @@ def csv_dialect(p) -> dict:
     if not counts[sep]:
         sep = ","
     decimal = "," if sep == ";" and _DECIMAL_COMMA.search("\n".join(lines[1:50])) else "."
-    names = next(csv.reader([header], delimiter=sep), []) if header else []
-    names = [n.strip() for n in names]
-    dupes = sorted({n for n in names if names.count(n) > 1})
-    if dupes:
-        raise DataError(f"{str(p)!r} has duplicate column name(s) {dupes} in its header; each column needs its "
-                        "own name. Rename or drop the copies.")
     return {"sep": sep, "decimal": decimal, "encoding": "utf-8-sig"}
 
 
@@ -57,14 +44,16 @@ def read_table(path):
     try:
         if suffix == ".csv":
             try:
-                return pd.read_csv(p, **csv_dialect(p))
+                dialect = csv_dialect(p)
+                return _checked_csv(p, pd.read_csv(p, **dialect), sep=dialect["sep"])
             except UnicodeDecodeError as exc:
                 from ..errors import DataError
 
                 raise DataError(
                     f"{str(p)!r} is not UTF-8 text (it holds the byte {exc.object[exc.start:exc.start + 1]!r}, "
-                    "which UTF-8 does not allow there); fittorch reads CSV files as UTF-8. Save it as UTF-8 (Excel: 'CSV UTF-8'), "
-                    f"or convert it, e.g. iconv -f latin1 -t utf-8 {p.name} > {p.stem}-utf8.csv") from None
+                    "which UTF-8 does not allow there); fittorch reads CSV files as UTF-8. Save it as UTF-8 "
+                    f"(Excel: 'CSV UTF-8'), or convert it, e.g. iconv -f latin1 -t utf-8 {p.name} > {p.stem}-utf8.csv"
+                ) from None
         if suffix in (".parquet", ".pq"):
             return pd.read_parquet(p)
         with np.load(p, allow_pickle=False) as npz:
@@ -72,6 +61,11 @@ def read_table(path):
             if "X" not in npz:
                 raise validation.missing_column("X", keys, str(p), what="Array")
             X = npz["X"]
+            if X.ndim == 0:
+                from ..errors import DataError
+
+                raise DataError(f"{str(p)!r}: X is a single value (0-d array, shape ()); expected rows x features, "
+                                "e.g. shape (n, d).")
             validation.check_array_dtype(X, f"{p.name}['X']")
             df = pd.DataFrame(X.reshape(len(X), -1), columns=[f"x{i}" for i in range(int(np.prod(X.shape[1:])))])
             if "y" in npz:
@@ -99,6 +93,8 @@ def load_xy(path, target: str | None = None, *, features=None, check: bool = Tru
     the kept columns holding text or mixed types are refused, naming the column (for raw
     tables with text, use :class:`fittorch.tabular.TabularPreprocessor` and ``check=False``).
     """
+    import pandas as pd
+
     from . import checks as validation
 
     df = read_table(path)
@@ -115,20 +111,45 @@ def load_xy(path, target: str | None = None, *, features=None, check: bool = Tru
         X = X[list(features)]
     if check:
         for col in X.columns:
+            if not (pd.api.types.is_numeric_dtype(X[col]) or pd.api.types.is_bool_dtype(X[col])) and \
+                    (pd.api.types.is_datetime64_any_dtype(X[col]) or pd.api.types.is_timedelta64_dtype(X[col])):
+                from ..errors import DataTypeError
+
+                raise DataTypeError(f"File {str(path)!r} column {col!r} holds dates/times ({X[col].dtype}); expected "
+                                    f"numbers. Turn it into numbers first (e.g. df[{col!r}].dt.dayofyear) or drop it.")
             validation.check_column(X[col], col, f"File {str(path)!r}")
+    if y is not None:
+        check_target_present(y, target, path)
     return X, y
 
 
-def check_target_complete(y, target: str, what: str) -> None:
-    """Refuse a label column with empty cells, naming the rows (1-based data rows, after the header)."""
-    import numpy as np
+def check_target_present(y, target, path) -> None:
+    """Missing labels are refused, naming their rows: a NaN must never become a class 'nan'."""
+    import pandas as pd
 
     from ..errors import DataError
-    from ..tabular.columns import rows_text
 
-    gaps = np.asarray(y.isna()) if hasattr(y, "isna") else np.zeros(len(y), dtype=bool)
-    if gaps.any():
-        raise DataError(f"{what}: the target {target!r} is empty in {int(gaps.sum())} of {len(gaps)} rows "
-                        f"({rows_text(gaps)}; data rows, counted from 1 after the header). A row without a label "
-                        f"cannot be trained or scored on: drop those rows, e.g. df.dropna(subset=[{target!r}]), "
-                        "or fill them.")
+    missing = pd.isna(pd.Series(y)).to_numpy()
+    if missing.any():
+        csv_file = str(path).lower().endswith(".csv")  # a CSV's line numbers (line 1 is the header)
+        rows = [int(i) + (2 if csv_file else 0) for i in missing.nonzero()[0][:10]]
+        raise DataError(f"File {str(path)!r}: the target column {target!r} has {int(missing.sum())} missing value(s), "
+                        f"at {'line' if csv_file else 'row (from 0)'} {', '.join(map(str, rows))}"
+                        f"{' ...' if missing.sum() > 10 else ''}. Drop those rows or fill in their labels.")
+
+
+def _checked_csv(p, df, sep: str = ","):
+    """A CSV with a header and at least one row, and no column name twice (pandas renames it ``x.1``)."""
+    import csv
+
+    from ..errors import DataError
+
+    with open(p, newline="", encoding="utf-8-sig", errors="replace") as f:
+        header = next(csv.reader(f, delimiter=sep), [])
+    seen = [c for i, c in enumerate(header) if c in header[:i]]
+    if seen:
+        raise DataError(f"File {str(p)!r} names column(s) {', '.join(map(repr, dict.fromkeys(seen)))} more than once; "
+                        "each column needs its own name.")
+    if len(df) == 0:
+        raise DataError(f"File {str(p)!r} has a header ({', '.join(map(str, header[:6]))}) but no data rows.")
+    return df

@@ -105,9 +105,12 @@ def check_y(y, n: int, *, numeric: bool):
 
     import pandas as pd
 
-    from fittorch.data.files import check_target_complete
+    from fittorch.tabular.columns import rows_text
 
-    check_target_complete(pd.Series(np.asarray(y).reshape(len(y), -1)[:, 0]), "y", "y")
+    gaps = pd.isna(pd.Series(np.asarray(y).reshape(len(y), -1)[:, 0])).to_numpy()
+    if gaps.any():
+        raise errors.DataError(f"y is empty (NaN/None) in {int(gaps.sum())} of {len(gaps)} rows ({rows_text(gaps)}, "
+                               "counted from 1). Drop those rows (df.dropna(subset=[...])) or fill in their labels.")
     y = check_array(y, ensure_2d=False, dtype="numeric" if numeric else None, input_name="y")
     if len(y) != n:  # as sklearn words it, through fittorch's error type
         raise errors.DataError(f"X has {n} rows but y has {len(y)}; they must match.")
