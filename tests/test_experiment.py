@@ -191,7 +191,7 @@ def test_a_target_with_gaps_is_refused_with_row_numbers(tmp_path):
     df.loc[[3, 10], "species"] = None
     df.to_csv(path, index=False)
     cfg = validate({"data": {"source": str(path), "target": "species", "ignore": ["notes"]}})
-    with pytest.raises(DataError, match=r"target 'species' is empty in 2 of 80 rows \(rows 4, 11 \(2 in all\)"):
+    with pytest.raises(DataError, match=r"target column 'species' has 2 missing value\(s\), at line 5, 12"):
         prepare_data(cfg)
 
 

@@ -427,5 +427,5 @@ def test_a_raw_frame_with_label_gaps_is_refused_with_rows(penguins):
     X, y = penguins
     y = y.copy()
     y.iloc[[2, 5]] = None
-    with pytest.raises(DataError, match=r"target 'y' is empty in 2 of 344 rows \(rows 3, 6"):
+    with pytest.raises(DataError, match=r"y is empty \(NaN/None\) in 2 of 344 rows \(rows 3, 6"):
         TorchClassifier(epochs=1, device="cpu").fit(X, y)
