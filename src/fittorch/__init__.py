@@ -37,13 +37,13 @@ _LAZY = {
     "save": (".serialization", "save_model"), "model_summary": (".summary", "model_summary"),
     "Step": (".step", "Step"), "Window": (".step", "Window"),
     **{name: (".callbacks", name) for name in (
-        "Callback", "CSVLogger", "EarlyStopping", "GradientClipping", "LRScheduler", "MLflowLogger",
+        "Callback", "CSVLogger", "EarlyStopping", "GradientClipping", "LiveView", "LRScheduler", "MLflowLogger",
         "ModelCheckpoint", "NonFiniteGuard", "ProgressBar", "TensorBoardLogger", "TimeLimit")},
 }
 
 if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerly
-    from .callbacks import (Callback, CSVLogger, EarlyStopping, GradientClipping, LRScheduler, MLflowLogger,
-                            ModelCheckpoint, NonFiniteGuard, ProgressBar, TensorBoardLogger, TimeLimit)
+    from .callbacks import (Callback, CSVLogger, EarlyStopping, GradientClipping, LiveView, LRScheduler,
+                            MLflowLogger, ModelCheckpoint, NonFiniteGuard, ProgressBar, TensorBoardLogger, TimeLimit)
     from .history import History
     from .models import MLP, build_model
     from .seeding import seed_everything
@@ -78,5 +78,5 @@ __all__ = [
     "save", "load", "seed_everything", "FittorchError", "ConfigError", "DataError", "DataTypeError",
     "ModelError", "NotFittedError", "CheckpointError", "TrainingError",
     "EarlyStopping", "LRScheduler", "GradientClipping", "NonFiniteGuard", "TimeLimit", "CSVLogger",
-    "TensorBoardLogger", "MLflowLogger", "ModelCheckpoint", "model_summary", "doctor",
+    "TensorBoardLogger", "MLflowLogger", "ModelCheckpoint", "model_summary", "doctor", "LiveView",
 ]
