@@ -22,6 +22,7 @@ from .serialization import save_model as save
 from .state import TrainState
 from .summary import model_summary
 from .trainer import Trainer, fit
+from .tuning import OptunaPruning, tune
 
 # ``ft.doctor(...)``. The package's __init__ imports only the (stdlib-only) report module; the
 # checks load on the first call. Bound here, not as a wrapper function: the first import of the
@@ -33,5 +34,5 @@ __all__ = [
     "save", "load", "seed_everything", "FittorchError", "ConfigError", "DataError", "DataTypeError",
     "ModelError", "NotFittedError", "CheckpointError", "TrainingError",
     "EarlyStopping", "LRScheduler", "GradientClipping", "NonFiniteGuard", "TimeLimit", "CSVLogger",
-    "TensorBoardLogger", "MLflowLogger", "ModelCheckpoint", "model_summary", "doctor",
+    "TensorBoardLogger", "MLflowLogger", "ModelCheckpoint", "model_summary", "doctor", "tune", "OptunaPruning",
 ]

@@ -18,6 +18,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import ConfigError, did_you_mean
+from .tuning.space import SearchConfig
 
 Task = Literal["classification", "regression"]
 SKLEARN_DATASETS = ("iris", "wine", "digits", "breast_cancer", "diabetes")
@@ -149,6 +150,8 @@ class Config(_Section):
     device: str = Field("auto", description="auto, cpu, cuda, cuda:N, mps")
     loggers: list[Literal["csv", "tensorboard", "mlflow"]] = Field(default_factory=lambda: ["csv"],
                                                                   description="csv, tensorboard, mlflow")
+    search: SearchConfig | None = Field(None, description="what `fittorch tune` searches (fit ignores it); "
+                                                          "see docs/tune.md")
 
     @field_validator("loss")
     @classmethod

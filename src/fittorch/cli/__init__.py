@@ -17,7 +17,7 @@ import sys
 
 from .._version import __version__
 
-COMMANDS = ["fit", "resume", "evaluate", "predict", "report", "runs", "demo"]  # modules under fittorch.cli
+COMMANDS = ["fit", "resume", "tune", "evaluate", "predict", "report", "runs", "demo"]  # modules under fittorch.cli
 if importlib.util.find_spec(f"{__name__}.doctor") is not None:  # written by the doctor issue
     COMMANDS.insert(COMMANDS.index("demo"), "doctor")
 
