@@ -18,7 +18,8 @@ from ..config import Config, dump_yaml, load_config
 from ..errors import ConfigError
 from .check import check_search, logged_columns, objective, trial_config
 
-VOLATILE = ("trials", "timeout", "seed")  # may change between runs of one study
+VOLATILE = ("trials", "timeout", "seed")
+SPACE_PREFIX = "search.space."  # may change between runs of one study
 
 
 @dataclass
@@ -47,7 +48,11 @@ def tune(config: str | os.PathLike | Config, *, overrides=(), storage: str | Non
     (or DataError) before any trial when something is wrong.
     """
     source = str(config) if not isinstance(config, Config) else "config"
-    cfg = config if isinstance(config, Config) else load_config(config, overrides)
+    space_sets = [o for o in overrides if o.startswith(SPACE_PREFIX)]
+    others = [o for o in overrides if not o.startswith(SPACE_PREFIX)]
+    cfg = config if isinstance(config, Config) else load_config(config, others)
+    if space_sets:
+        cfg = _set_space(cfg, space_sets, source)
     if name:
         cfg.name = name
     search = check_search(cfg, source)
@@ -82,6 +87,30 @@ def tune(config: str | os.PathLike | Config, *, overrides=(), storage: str | Non
     return TuneResult(study, study_dir, code, summary)
 
 
+def _set_space(cfg: Config, items: list[str], source: str) -> Config:
+    """``--set search.space.optimizer.lr={loguniform: [1e-4, 0.1]}``: the key after ``search.space.``
+    is a dotted config path, so it is set whole (``--set`` splits other keys at the dots)."""
+    import yaml
+
+    from ..config import validate
+
+    raw = cfg.to_dict()
+    for item in items:
+        key, sep, text = item[len(SPACE_PREFIX):].partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--set {item!r}: write it as --set search.space.KEY.PATH={{choice: [1, 2]}}.")
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError:
+            raise ConfigError(f"--set {item!r}: {text!r} is not valid YAML.") from None
+        raw.setdefault("search", {}).setdefault("space", {})
+        if value is None:
+            raw["search"]["space"].pop(key, None)  # --set search.space.KEY= removes a searched key
+        else:
+            raw["search"]["space"][key] = value
+    return validate(raw, source=source)
+
+
 def _objective(cfg: Config, search, source: str) -> tuple[str, str]:
     """Load the data once with the base config: fails on bad data, and tells which columns are logged."""
     from ..experiment import default_metrics, prepare_data
@@ -103,7 +132,8 @@ def _check_same_study(cfg: Config, study_dir: Path) -> None:
 
     saved = study_dir / "tune.yaml"
     if not saved.is_file():
-        if study_dir.exists() and any(study_dir.iterdir()) and not (study_dir / "trials").exists():
+        marks = ("trials", "study.journal", "locks")
+        if study_dir.exists() and any(study_dir.iterdir()) and not any((study_dir / m).exists() for m in marks):
             raise ConfigError(f"{study_dir} exists and is not a study folder. Pick another --name or --out.")
         return
     old = _comparable(yaml.safe_load(saved.read_text()) or {})

@@ -50,8 +50,10 @@ def check_key(key: str, source: str) -> None:
             if model.model_config.get("extra") == "allow":
                 return  # e.g. a scheduler's own arguments
             where = ".".join(parts[:i]) or "the top level"
+            prefix = ".".join(parts[:i])
+            guess = did_you_mean(part, fields).replace(" '", f" '{prefix}." if prefix else " '")
             raise ConfigError(f"{source}: search.space: unknown config key '{'.'.join(parts[:i + 1])}'."
-                              f"{did_you_mean(part, fields)} Keys at {where}: {', '.join(fields)}.")
+                              f"{guess} Keys at {where}: {', '.join(fields)}.")
         sub = _section_type(fields[part].annotation)
         if i == len(parts) - 1:
             return
@@ -59,7 +61,7 @@ def check_key(key: str, source: str) -> None:
             if "dict" in str(fields[part].annotation):
                 return  # free-form arguments: model.kwargs.width, data.params.n_samples
             raise ConfigError(f"{source}: search.space.{key}: '{'.'.join(parts[:i + 1])}' is a value, "
-                              "not a section, so it has no key '{parts[i + 1]}'.")
+                              f"not a section, so it has no key '{parts[i + 1]}'.")
         model = sub
 
 

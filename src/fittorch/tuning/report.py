@@ -72,14 +72,13 @@ def write_study_files(study, cfg: Config, search: SearchConfig, study_dir: Path,
         summary["best"] = {"number": best.number, "value": best.value, "params": values,
                            "run_dir": str(trial_dir(study_dir, best.number).relative_to(study_dir))}
     atomic_write(study_dir / "study.json", json.dumps(summary, indent=2, default=str))
-    images = plot_study(study, rows, search, study_dir, metric, direction)
-    atomic_write(study_dir / "report.html", render(summary, images, rows, search))
-    for path in images.values():
-        path.unlink(missing_ok=True)
+    with tempfile.TemporaryDirectory(dir=study_dir, prefix=".plots-") as tmp:  # workers may write at once
+        images = plot_study(study, rows, search, Path(tmp), metric, direction)
+        atomic_write(study_dir / "report.html", render(summary, images, rows, search))
     return summary
 
 
-def plot_study(study, rows, search: SearchConfig, study_dir: Path, metric: str, direction: str) -> dict:
+def plot_study(study, rows, search: SearchConfig, folder: Path, metric: str, direction: str) -> dict:
     from ..plotting import _pyplot
 
     plt = _pyplot()
@@ -102,7 +101,7 @@ def plot_study(study, rows, search: SearchConfig, study_dir: Path, metric: str, 
     ax.set_ylabel(metric + " (pruned: last reported)")
     ax.set_title("Optimization history")
     ax.legend(fontsize=8)
-    images["history"] = _save(fig, plt, study_dir / ".history.png")
+    images["history"] = _save(fig, plt, folder / "history.png")
     importances = param_importances(study)
     if importances:
         fig, ax = plt.subplots(figsize=(7, 0.5 + 0.45 * len(importances)))
@@ -110,7 +109,7 @@ def plot_study(study, rows, search: SearchConfig, study_dir: Path, metric: str, 
         ax.barh(names, [importances[n] for n in names], color="#0969da")
         ax.set_xlabel("importance (fANOVA, share of the variance of " + metric + ")")
         ax.set_title("Parameter importances")
-        images["importances"] = _save(fig, plt, study_dir / ".importances.png")
+        images["importances"] = _save(fig, plt, folder / "importances.png")
     keys = list(search.space)
     fig, axes = plt.subplots(1, len(keys), figsize=(3.4 * len(keys), 3.2), squeeze=False)
     for ax, key in zip(axes[0], keys):
@@ -127,7 +126,7 @@ def plot_study(study, rows, search: SearchConfig, study_dir: Path, metric: str, 
         ax.set_title(key, fontsize=10)
         ax.set_ylabel(metric, fontsize=8)
     fig.suptitle("Slices (blue: complete, yellow: pruned)", fontsize=10)
-    images["slices"] = _save(fig, plt, study_dir / ".slices.png")
+    images["slices"] = _save(fig, plt, folder / "slices.png")
     return images
 
 

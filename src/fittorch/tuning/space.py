@@ -20,7 +20,9 @@ import json
 import math
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_serializer, model_validator
+
+from ..errors import did_you_mean
 
 KINDS = ("loguniform", "uniform", "float", "int", "choice")
 _FIELD = {"loguniform": "loguniform", "uniform": "uniform", "float": "float_range", "int": "int_range",
@@ -30,7 +32,7 @@ _FIELD = {"loguniform": "loguniform", "uniform": "uniform", "float": "float_rang
 class ParamSpec(BaseModel):
     """One searched key: exactly one of ``loguniform``, ``uniform``, ``float``, ``int``, ``choice``."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, serialize_by_alias=True)
     loguniform: list[float] | None = Field(None, description="[low, high], low > 0: a float on a log scale")
     uniform: list[float] | None = Field(None, description="[low, high]: a float")
     float_range: list[float] | None = Field(None, alias="float", description="[low, high], optional step or log")
@@ -38,6 +40,20 @@ class ParamSpec(BaseModel):
     choice: list[Any] | None = Field(None, description="a list of values to pick from")
     step: float | None = Field(None, gt=0, description="spacing of a float or int range")
     log: bool = Field(False, description="sample a float or int range on a log scale")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_keys(cls, data):
+        if isinstance(data, dict):
+            known = (*KINDS, "step", "log")
+            for key in data:
+                if key not in known:
+                    raise ValueError(f"unknown entry '{key}'.{did_you_mean(str(key), known)} A searched key takes "
+                                     f"one of {', '.join(KINDS)}, plus step or log for a range")
+        elif data is not None:
+            raise ValueError(f"expected a mapping such as {{choice: [32, 64]}} or {{loguniform: [0.0001, 0.1]}}, "
+                             f"got {data!r}")
+        return data
 
     @model_validator(mode="after")
     def _check(self):
@@ -72,6 +88,11 @@ class ParamSpec(BaseModel):
             raise ValueError(f"an int range needs an integer step, got {self.step}")
         return self
 
+    @model_serializer(mode="wrap")
+    def _short(self, handler):
+        """Only what was given: {loguniform: [0.0001, 0.1]}, not every empty alternative."""
+        return {k: v for k, v in handler(self).items() if v is not None and not (k == "log" and v is False)}
+
     @property
     def kind(self) -> str:
         return next(k for k in KINDS if getattr(self, _FIELD[k]) is not None)
@@ -98,8 +119,15 @@ class ParamSpec(BaseModel):
         return None
 
     def candidates(self) -> list:
-        """Values that stand for the whole range when checking it against the config schema."""
-        return list(self.choice) if self.kind == "choice" else self.bounds()
+        """Values that stand for the whole range when checking it against the config schema:
+        the ends, and for a float range a value between them (a float where an int belongs fails)."""
+        if self.kind == "choice":
+            return list(self.choice)
+        low, high = self.bounds()
+        if self.kind == "int" or self.step is not None or low == high:
+            return [low, high]
+        middle = math.sqrt(low * high) if (self.log or self.kind == "loguniform") else (low + high) / 2
+        return [low, middle * 1.0001 if middle * 1.0001 < high else middle, high]
 
 
 def encode(value):

@@ -43,9 +43,10 @@ class Plan:
 
 
 def make_sampler(search: SearchConfig, n_existing: int):
+    """The sampler for the study's ``n_existing``-th trial (seeded by that position when search.seed is set)."""
     import optuna
 
-    seed = None if search.seed is None else search.seed + 7919 * n_existing  # a restart samples anew
+    seed = None if search.seed is None else search.seed + 7919 * n_existing
     if search.sampler == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if search.sampler == "grid":
@@ -68,12 +69,8 @@ def open_study(storage, name: str, direction: str, search: SearchConfig, epochs:
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    try:
-        n_existing = len(optuna.load_study(study_name=name, storage=storage).trials)
-    except KeyError:
-        n_existing = 0
     study = optuna.create_study(study_name=name, storage=storage, direction=direction, load_if_exists=True,
-                                sampler=make_sampler(search, n_existing), pruner=make_pruner(search, epochs))
+                                sampler=make_sampler(search, 0), pruner=make_pruner(search, epochs))
     have = study.direction.name.lower()
     if have != direction:
         raise ConfigError(f"The study {name!r} in this storage is to {have}, but the config asks to {direction}. "
@@ -120,7 +117,8 @@ def run_worker(study, plan: Plan) -> int:
                 if plan.timeout is not None and time.monotonic() - started >= plan.timeout:
                     plan.log(f"timeout: {plan.timeout:g} s passed; starting no new trial.")
                     break
-                claim = claim_new(study, plan.study_dir, plan.trials, lambda t: params_of(plan.search, t))
+                seeded = None if plan.search.seed is None else (lambda n: make_sampler(plan.search, n))
+                claim = claim_new(study, plan.study_dir, plan.trials, lambda t: params_of(plan.search, t), seeded)
                 if claim is None:
                     break
             outcome = _run_claimed(study, plan, claim, stop)
