@@ -163,7 +163,10 @@ class Config(_Section):
         return _ALIASES.get(value.lower()) or _known("loss", value.lower(), LOSSES)
 
     def to_dict(self) -> dict:
-        return self.model_dump(mode="json")
+        d = self.model_dump(mode="json")
+        if d.get("search") is None:  # only a tune config has one; saved run configs stay as they were
+            d.pop("search", None)
+        return d
 
 
 def _known(kind: str, value: str, choices) -> str:

@@ -126,20 +126,18 @@ def counts(study) -> dict[str, int]:
     return out
 
 
-def claim_new(study, study_dir: Path, target: int | None, suggest, sampler_for=None) -> Claim | None:
+def claim_new(study, study_dir: Path, target: int | None, suggest, before_ask) -> Claim | None:
     """Ask for one more trial, unless finished + running trials already reach ``target``.
 
-    ``suggest(trial)`` samples the trial's parameters right away, so the trial is complete in the
-    storage before its owner is recorded. ``sampler_for(n)``, when given, is the sampler for the
-    study's ``n``-th trial: seeded by the trial's position, so a seeded search proposes the same
-    values however many workers share it, and no two workers propose the same ones.
+    ``before_ask(study)`` runs under the lock, right before the ask (it seeds the sampler or queues
+    the next grid point); ``suggest(trial)`` samples the trial's parameters right away, so the
+    trial is complete in the storage before its owner is recorded.
     """
     with ask_lock(study_dir):
         c = counts(study)
         if target is not None and c["complete"] + c["pruned"] + c["running"] >= target:
             return None
-        if sampler_for is not None:
-            study.sampler = sampler_for(sum(c.values()))
+        before_ask(study)
         trial = study.ask()
         suggest(trial)
         fd = try_lock(_lock_path(study_dir, f"trial-{trial.number:04d}.lock"))

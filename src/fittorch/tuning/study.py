@@ -47,11 +47,40 @@ def make_sampler(search: SearchConfig, n_existing: int):
     import optuna
 
     seed = None if search.seed is None else search.seed + 7919 * n_existing
-    if search.sampler == "random":
+    if search.sampler in ("random", "grid"):  # grid: the values are queued by next_grid_point
         return optuna.samplers.RandomSampler(seed=seed)
-    if search.sampler == "grid":
-        return optuna.samplers.GridSampler({k: s.grid() for k, s in search.space.items()}, seed=seed)
     return optuna.samplers.TPESampler(seed=seed)
+
+
+def grid_points(search: SearchConfig) -> list[dict]:
+    """Every combination of the grid, in a fixed order (shuffled by search.seed when given)."""
+    import itertools
+    import random
+
+    keys = list(search.space)
+    points = [dict(zip(keys, combo)) for combo in itertools.product(*(search.space[k].grid() for k in keys))]
+    if search.seed is not None:
+        random.Random(search.seed).shuffle(points)
+    return points
+
+
+def before_ask(search: SearchConfig):
+    """What to do under the ask lock: queue the first grid point no live or finished trial has, or
+    seed the sampler by the new trial's position (so a seeded search samples the same values
+    however many workers share it, and no two workers sample alike)."""
+    from optuna.trial import TrialState
+
+    def prepare(study):
+        trials = study.get_trials(deepcopy=False)
+        if search.sampler == "grid":
+            taken = [t.params for t in trials if t.state != TrialState.FAIL]
+            point = next((p for p in grid_points(search) if p not in taken), None)
+            if point is not None:
+                study.enqueue_trial(point)
+        elif search.seed is not None:
+            study.sampler = make_sampler(search, len(trials))
+
+    return prepare
 
 
 def make_pruner(search: SearchConfig, epochs: int):
@@ -117,8 +146,8 @@ def run_worker(study, plan: Plan) -> int:
                 if plan.timeout is not None and time.monotonic() - started >= plan.timeout:
                     plan.log(f"timeout: {plan.timeout:g} s passed; starting no new trial.")
                     break
-                seeded = None if plan.search.seed is None else (lambda n: make_sampler(plan.search, n))
-                claim = claim_new(study, plan.study_dir, plan.trials, lambda t: params_of(plan.search, t), seeded)
+                claim = claim_new(study, plan.study_dir, plan.trials, lambda t: params_of(plan.search, t),
+                                  before_ask(plan.search))
                 if claim is None:
                     break
             outcome = _run_claimed(study, plan, claim, stop)
