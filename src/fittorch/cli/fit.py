@@ -45,6 +45,7 @@ def run(args) -> int:
     from ..runs import execute, is_main_process, next_run_dir
 
     cfg = load_config(args.config, args.overrides)
+    cfg.search = None  # a tune config trains its base values; its search: section is for `fittorch tune`
     if args.name:
         cfg.name = args.name
     if args.nproc and args.nproc > 1:  # re-run this command in N processes under torch's launcher

@@ -74,11 +74,34 @@ def open_storage(url: str | None, study_dir: Path):
         raise ConfigError(f"--storage {path}: the folder {path.parent} does not exist. Create it first.")
     if path.exists() and not os.access(path, os.R_OK | os.W_OK) or not os.access(path.parent, os.W_OK):
         raise ConfigError(f"--storage {path} cannot be opened for writing (permission denied).")
+    _check_journal(path)
     try:
         backend = JournalFileBackend(str(path), lock_obj=FlockLock(str(path) + ".flock"))
-        return optuna.storages.JournalStorage(backend)
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"--storage {path} cannot be opened as an Optuna journal: {exc}.") from None
+        storage = optuna.storages.JournalStorage(backend)
+        storage.get_all_studies()  # replays the log now: a damaged file fails here, before any trial
+        return storage
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"--storage {path} cannot be opened as an Optuna journal "
+                          f"({type(exc).__name__}: {exc}).") from None
+
+
+def _check_journal(path: Path) -> None:
+    """A file that exists must start with an Optuna journal operation (a JSON object with op_code)."""
+    import json
+
+    if not path.exists() or path.stat().st_size == 0:
+        return
+    if not path.is_file():
+        raise ConfigError(f"--storage {path} is not a regular file.")
+    with open(path, "rb") as f:
+        first = f.readline(1 << 20)
+    try:
+        op = json.loads(first)
+    except ValueError:
+        op = None
+    if not isinstance(op, dict) or "op_code" not in op:
+        raise ConfigError(f"--storage {path} cannot be opened as an Optuna journal: its first line is not a "
+                          "journal operation. Pass another file, or a database URL.")
 
 
 def _safe(url: str) -> str:
