@@ -207,3 +207,18 @@ def test_python_api_matches_the_cli(tmp_path):
     assert sorted(t.params["optimizer.lr"] for t in result.study.trials) == [0.01, 0.05]
     assert result.best_value == min(t.value for t in result.study.trials)
     assert (result.study_dir / "best.yaml").exists()
+
+
+def test_docs_tune_md_python_snippets_run(tmp_path, monkeypatch, capsys):
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "examples").symlink_to(root / "examples")
+    blocks = re.findall(r"```python\n(.*?)```", (root / "docs" / "tune.md").read_text(), flags=re.S)
+    assert len(blocks) == 2
+    for block in blocks:
+        exec(compile(block, "docs/tune.md", "exec"), {})
+    out = capsys.readouterr().out
+    assert "best.yaml" in out and (tmp_path / "runs" / "digits_quick" / "report.html").exists()
