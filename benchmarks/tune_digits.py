@@ -38,10 +38,12 @@ def tune(out: Path, name: str, trials: int, pruner: str, workers: int) -> dict:
     best = summary["best"]
     test = json.loads((out / name / best["run_dir"] / "run.json").read_text()).get("test", {})
     numbers = [t["number"] for t in summary["trials"]]
+    train_s = sum(json.loads((out / name / t["run_dir"] / "run.json").read_text()).get("seconds") or 0.0
+                  for t in summary["trials"])  # fit time only: no imports, data loading or plots
     return {"name": name, "pruner": pruner, "workers": workers, "seconds": seconds,
             "best_val_accuracy": best["value"], "best_test_accuracy": test.get("accuracy"),
             "complete": summary["counts"]["COMPLETE"], "pruned": summary["counts"]["PRUNED"],
-            "epochs": sum(t["epochs"] or 0 for t in summary["trials"]),
+            "epochs": sum(t["epochs"] or 0 for t in summary["trials"]), "train_s": train_s,
             "unique_numbers": len(set(numbers)) == len(numbers), "best": best["params"]}
 
 
@@ -55,10 +57,12 @@ def main() -> None:
     out.mkdir(parents=True)
     rows = [tune(out, "pruned", args.trials, "median", 1), tune(out, "unpruned", args.trials, "none", 1),
             tune(out, "two_workers", args.trials, "none", 2)]
-    print("| run | pruner | workers | wall s | best val acc | its test acc | complete | pruned | epochs trained |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| run | pruner | workers | wall s | training s (sum) | best val acc | its test acc | complete | pruned "
+          "| epochs trained |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['name']} | {r['pruner']} | {r['workers']} | {r['seconds']:.1f} | {r['best_val_accuracy']:.4f} "
+        print(f"| {r['name']} | {r['pruner']} | {r['workers']} | {r['seconds']:.1f} | {r['train_s']:.1f} "
+              f"| {r['best_val_accuracy']:.4f} "
               f"| {r['best_test_accuracy']:.4f} | {r['complete']} | {r['pruned']} | {r['epochs']} |")
     for r in rows:
         print(r["name"], "best params:", r["best"], "| no duplicate trial numbers:", r["unique_numbers"])

@@ -145,6 +145,7 @@ def test_two_workers_share_one_study_without_duplicates(tmp_path, fittorch_cmd, 
     started = [line.split(":")[0] for log in logs for line in log.splitlines() if ": starting " in line]
     assert sorted(started) == [f"trial {n}" for n in range(6)]  # each trial trained by exactly one worker
     assert all(": starting " in log for log in logs), "one worker did all the work"
+    assert not any(": resuming " in log for log in logs), "a worker took over a trial whose owner was alive"
     summary = study_json(out / "pair")
     assert [t["number"] for t in summary["trials"]] == list(range(6))
     assert summary["counts"]["COMPLETE"] == 6 and summary["counts"]["FAIL"] == 0

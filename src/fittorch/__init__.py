@@ -22,7 +22,8 @@ from .serialization import save_model as save
 from .state import TrainState
 from .summary import model_summary
 from .trainer import Trainer, fit
-from .tuning import OptunaPruning, tune
+from .tuning import tune
+from .tuning.pruning import OptunaPruning
 
 # ``ft.doctor(...)``. The package's __init__ imports only the (stdlib-only) report module; the
 # checks load on the first call. Bound here, not as a wrapper function: the first import of the

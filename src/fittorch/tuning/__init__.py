@@ -12,9 +12,16 @@ this package imports nothing heavy. See docs/tune.md.
 - :mod:`.pruning`: the ``OptunaPruning`` callback; :mod:`.api`: ``tune()``.
 """
 
-from .pruning import OptunaPruning
-
 __all__ = ["tune", "OptunaPruning"]
+
+
+def __getattr__(name: str):
+    # fittorch.config imports .space from this package: nothing here may import torch eagerly.
+    if name == "OptunaPruning":
+        from .pruning import OptunaPruning
+
+        return OptunaPruning
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def tune(config, **kwargs):

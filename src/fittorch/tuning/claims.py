@@ -8,7 +8,9 @@ RUNNING knows its owner is gone, and resumes that trial's run directory from its
 under the same trial number. Two workers racing for one orphan: only one gets the lock.
 
 New trials are asked under ``STUDY/locks/ask.lock``, so that counting the trials and asking for one
-more is one step: workers on one machine never start more trials than asked for.
+more is one step: workers on one machine never start more trials than asked for. A worker that
+dies inside that step (after the ask, before recording itself) leaves the ``asking`` marker
+behind; the next asker sees it and marks that owner-less trial FAIL, so it does not count.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 OWNER = "fittorch_owner"
-SETUP_GRACE_S = 120.0  # a RUNNING trial with no owner yet: its worker died between ask and setup
+SETUP_GRACE_S = 10.0  # a RUNNING trial with no owner this old: its worker died between ask and setup
 
 
 @dataclass
@@ -86,8 +88,7 @@ def claim_orphan(study, study_dir: Path) -> Claim | None:
     for frozen in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         owner = frozen.user_attrs.get(OWNER)
         if owner is None:
-            _fail_if_abandoned(study, frozen)
-            continue
+            continue  # being set up, or abandoned: claim_new settles it under the ask lock
         if owner.get("host") != host:
             continue  # another machine's worker: only a worker there can tell whether it lives
         fd = try_lock(_lock_path(study_dir, f"trial-{frozen.number:04d}.lock"))
@@ -104,15 +105,22 @@ def claim_orphan(study, study_dir: Path) -> Claim | None:
     return None
 
 
-def _fail_if_abandoned(study, frozen) -> None:
+def fail_abandoned(study, died_mid_ask: bool) -> None:
+    """Mark FAIL the RUNNING trials that never got an owner: their worker died between asking for
+    them and recording itself. Called under the ask lock. ``died_mid_ask``: the ``asking`` marker
+    of the last asker on this machine is still there, so it died inside that step, and its trial
+    goes at once; otherwise only trials older than a grace period go (a worker on another machine,
+    with a database storage, may be inside that step right now)."""
     from optuna.trial import TrialState
 
-    started = frozen.datetime_start
-    if started is None:
-        return
-    age = (datetime.now(timezone.utc) - started.astimezone(timezone.utc)).total_seconds()
-    if age > SETUP_GRACE_S:
-        study.tell(frozen.number, state=TrialState.FAIL, skip_if_finished=True)
+    grace = 0.0 if died_mid_ask else SETUP_GRACE_S
+    now = datetime.now(timezone.utc)
+    for frozen in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        started = frozen.datetime_start
+        if OWNER in frozen.user_attrs or started is None:
+            continue
+        if (now - started.astimezone(timezone.utc)).total_seconds() >= grace:
+            study.tell(frozen.number, state=TrialState.FAIL, skip_if_finished=True)
 
 
 def counts(study) -> dict[str, int]:
@@ -133,14 +141,18 @@ def claim_new(study, study_dir: Path, target: int | None, suggest, before_ask) -
     the next grid point); ``suggest(trial)`` samples the trial's parameters right away, so the
     trial is complete in the storage before its owner is recorded.
     """
+    marker = _lock_path(study_dir, "asking")
     with ask_lock(study_dir):
+        fail_abandoned(study, died_mid_ask=marker.exists())
         c = counts(study)
         if target is not None and c["complete"] + c["pruned"] + c["running"] >= target:
             return None
         before_ask(study)
+        marker.write_text(str(os.getpid()))
         trial = study.ask()
         suggest(trial)
         fd = try_lock(_lock_path(study_dir, f"trial-{trial.number:04d}.lock"))
         trial.set_user_attr(OWNER, owner_record(study_dir, trial.number))
+        marker.unlink()
     return Claim(trial, trial.number, trial_dir(study_dir, trial.number), fd if fd is not None else -1,
                  resumed=False)

@@ -107,7 +107,7 @@ def plot_study(study, rows, search: SearchConfig, folder: Path, metric: str, dir
         fig, ax = plt.subplots(figsize=(7, 0.5 + 0.45 * len(importances)))
         names = list(importances)[::-1]
         ax.barh(names, [importances[n] for n in names], color="#0969da")
-        ax.set_xlabel("importance (fANOVA, share of the variance of " + metric + ")")
+        ax.set_xlabel(f"importance for {metric} (optuna.importance, normalized to sum 1)")
         ax.set_title("Parameter importances")
         images["importances"] = _save(fig, plt, folder / "importances.png")
     keys = list(search.space)
@@ -131,7 +131,7 @@ def plot_study(study, rows, search: SearchConfig, folder: Path, metric: str, dir
 
 
 def param_importances(study) -> dict:
-    """fANOVA importances over the completed trials; {} when there are too few to say."""
+    """Optuna's parameter importances over the completed trials; {} when there are too few to say."""
     from optuna.trial import TrialState
 
     done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
@@ -139,8 +139,12 @@ def param_importances(study) -> dict:
         return {}
     import optuna
 
+    import warnings
+
     try:
-        return dict(optuna.importance.get_param_importances(study))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "importances will be equal" for a flat study: the plot says it
+            return dict(optuna.importance.get_param_importances(study))
     except (ValueError, RuntimeError):
         return {}
 

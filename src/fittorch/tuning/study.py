@@ -73,6 +73,8 @@ def before_ask(search: SearchConfig):
     def prepare(study):
         trials = study.get_trials(deepcopy=False)
         if search.sampler == "grid":
+            if any(t.state == TrialState.WAITING for t in trials):
+                return  # a point queued by a worker that died before asking: the ask takes that one
             taken = [t.params for t in trials if t.state != TrialState.FAIL]
             point = next((p for p in grid_points(search) if p not in taken), None)
             if point is not None:
