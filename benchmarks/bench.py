@@ -4,8 +4,10 @@
     python benchmarks/bench.py -w W1 -r 7           # just the reference experiment
     python benchmarks/bench.py --process            # also: demo vs plain script, import time, peak RSS
     python benchmarks/bench.py -w W1 --impls fittorch,hand_optimized --fittorch-opts compile=True
+    python benchmarks/bench.py --fresh -w W1,W2,W3,W4 -r 5   # fresh processes instead (see fresh.py)
+    python benchmarks/bench.py --cli -r 5                    # CLI latency vs `import torch` (fresh.py)
 
-Each workload runs every implementation once to warm up (imports, lazy initialisation),
+Warm mode (the default): each workload runs every implementation once to warm up (imports, lazy initialisation),
 then ``--repeats`` rounds; each round runs every implementation once, in a rotated order,
 so slow drifts in machine load hit all of them alike. The thread count is pinned with
 ``torch.set_num_threads`` before every run. Reported, for wall time and for the process's
@@ -108,7 +110,7 @@ def _f(x, fmt="{:.2f}"):
 
 def table(result: dict) -> str:
     opts = f", fittorch {result['fittorch_opts']}" if result["fittorch_opts"] else ""
-    lines = [f"### {result['workload']}: {result['title']} ({result['threads']} thread(s), "
+    lines = [f"### {result['workload']}, warm: {result['title']} ({result['threads']} thread(s), "
              f"{result['repeats']} rounds{opts})", "",
              "| implementation | wall s (median) | CPU s (median) | steps/s | vs hand-optimized, wall | "
              "vs hand-optimized, CPU | fittorch is N× faster, wall | fittorch is N× faster, CPU | val acc |",
@@ -131,6 +133,9 @@ def main(argv=None) -> int:
     p.add_argument("--fittorch-opts", default="", help="extra Trainer kwargs, e.g. compile=True")
     p.add_argument("--process", action="store_true", help="also measure whole processes (see process.py)")
     p.add_argument("--process-only", action="store_true")
+    p.add_argument("--fresh", action="store_true",
+                   help="time each training call in its own new process (cold), and each whole process")
+    p.add_argument("--cli", action="store_true", help="CLI latency: --help, runs, predict, evaluate vs import torch")
     p.add_argument("--json", default=None, help="write all results to this file")
     args = p.parse_args(argv)
 
@@ -154,8 +159,24 @@ def main(argv=None) -> int:
         f"load average {load_avg[0]:.1f} at start")
     results = {"torch": torch.__version__, "cpus": os.cpu_count(), "load_start": load_avg, "workloads": [],
                "command": " ".join([Path(sys.executable).name, *sys.argv])}
-    if not args.process_only:
-        for wname in [x.strip() for x in args.workloads.split(",") if x.strip()]:
+    wnames = [x.strip() for x in args.workloads.split(",") if x.strip()]
+    if args.fresh or args.cli:
+        import fresh
+
+        if args.fresh:
+            results["fresh"] = []
+            for wname in wnames:
+                w = workloads.get(wname, epochs=args.epochs)
+                log(f"\n{w.name} in fresh processes: {w.title}")
+                res = fresh.fresh_fits(wname, impls, args.repeats, args.threads, args.epochs, log)
+                res["title"] = w.title
+                results["fresh"].append(res)
+                log("\n" + fresh.fresh_table(res, w.title))
+        if args.cli:
+            results["cli"] = fresh.cli_latency(args.repeats, log)
+            log("\n" + fresh.cli_table(results["cli"]))
+    elif not args.process_only:
+        for wname in wnames:
             res = bench_workload(wname, impls, args.repeats, args.threads, parse_opts(args.fittorch_opts),
                                  args.epochs, log, device=args.device)
             results["workloads"].append(res)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import fresh  # noqa: E402
 from bench import table  # noqa: E402
 
 
@@ -20,6 +21,10 @@ def main(paths: list[str]) -> None:
         print(f"<!-- {res['command']}; load average {res['load_start'][0]:.1f} -> {res['load_end'][0]:.1f} -->\n")
         for w in res["workloads"]:
             print(table(w) + "\n")
+        for w in res.get("fresh", []):
+            print(fresh.fresh_table(w, w.get("title", "")) + "\n")
+        if "cli" in res:
+            print(fresh.cli_table(res["cli"]) + "\n")
         if "process" in res:
             imp, proc = res["process"]["imports"], res["process"]["processes"]
             print(f"import torch {imp['import_torch_s']:.3f} s; import fittorch after it "

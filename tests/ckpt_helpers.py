@@ -4,7 +4,8 @@ The script trains a dropout MLP with shuffling, an LR scheduler (torch.optim.lr_
 callback) and a DataLoader with 2 workers, resuming with ``resume="auto"``. Test hooks come
 from the environment: ``KILL_AT_STEP`` (SIGKILL itself after that optimizer step),
 ``SIGNAL_AT_STEP`` (``TERM:12`` / ``INT:12`` / ``TERM:12:2`` to send it twice), ``MARK_AT_STEP``
-(write the process id to ``OUT/marker`` at that step), ``SLOW`` (seconds to sleep per step).
+(write the process id to ``OUT/marker`` at that step), ``SLOW`` (seconds to sleep per step),
+``STEP`` (``loss``: a custom ``compute_loss`` step; ``gan``: a two-optimizer GAN ``train_step``).
 Steps count batches done: ``epoch * 15 + batch_in_epoch``.
 
 Every epoch's weights go to ``OUT/epoch-N.safetensors`` and the final weights, optimizer
@@ -44,12 +45,54 @@ Xv = torch.randn(40, 6, generator=g)
 yv = (Xv[:, 0] + Xv[:, 1] * Xv[:, 2] > 0).long() + (Xv[:, 3] > 1).long()
 
 
+step_mode = os.environ.get("STEP", "")
+
+
 class Rows(Dataset):
     def __len__(self):
         return len(X)
 
     def __getitem__(self, i):
-        return X[i], y[i]
+        return (X[i],) if step_mode == "gan" else (X[i], y[i])
+
+
+class SmoothedLoss(ft.Step):
+    """A custom compute_loss: label smoothing plus a penalty on large logits."""
+
+    def compute_loss(self, batch, output):
+        _, target = batch
+        return torch.nn.functional.cross_entropy(output, target, label_smoothing=0.1) + 1e-3 * output.pow(2).mean()
+
+
+class GAN(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.generator = torch.nn.Sequential(torch.nn.Linear(4, 16), torch.nn.ReLU(), torch.nn.Linear(16, 6))
+        self.discriminator = torch.nn.Sequential(torch.nn.Linear(6, 16), torch.nn.LeakyReLU(0.2),
+                                                 torch.nn.Dropout(0.2), torch.nn.Linear(16, 1))
+
+    def forward(self, x):
+        return self.discriminator(x)
+
+
+class GanStep(ft.Step):
+    """Two optimizers, one train_step: the discriminator's update, then the generator's."""
+
+    def train_step(self, batch, window):
+        (real,), _ = batch
+        bce = torch.nn.functional.binary_cross_entropy_with_logits
+        fake = self.model.generator(torch.randn(len(real), 4))  # the global RNG: restored on resume
+        self.zero_grad("discriminator")
+        d_real, d_fake = self.model.discriminator(real), self.model.discriminator(fake.detach())
+        d_loss = bce(d_real, torch.ones_like(d_real)) + bce(d_fake, torch.zeros_like(d_fake))
+        self.backward(d_loss)
+        self.optimizer_step("discriminator", loss=d_loss)
+        self.zero_grad("generator")
+        g_out = self.model.discriminator(fake)
+        g_loss = bce(g_out, torch.ones_like(g_out))
+        self.backward(g_loss)
+        self.optimizer_step("generator", loss=g_loss)
+        return (d_loss + g_loss).detach()
 
 
 class Schedule(ft.Callback):
@@ -101,16 +144,31 @@ class Chaos(ft.Callback):
 
 
 torch.manual_seed(1)
-model = torch.nn.Sequential(torch.nn.Linear(6, 32), torch.nn.ReLU(), torch.nn.Dropout(0.3), torch.nn.Linear(32, 3))
-optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
-trainer = ft.Trainer(model, loss="cross_entropy", optimizer=optimizer, seed=5, progress=False, metrics=[],
-                     callbacks=[Schedule(optimizer), Chaos()], accumulate_steps=accumulate,
+kwargs = {"loss": "cross_entropy", "step": SmoothedLoss() if step_mode == "loss" else None}
+if step_mode == "gan":
+    model = GAN()
+    optimizer = {"generator": {"optimizer": "adam", "params": "generator", "lr": 2e-3, "betas": (0.5, 0.999)},
+                 "discriminator": {"optimizer": "adam", "params": "discriminator", "lr": 2e-3}}
+    kwargs = {"loss": None, "step": GanStep()}
+else:
+    model = torch.nn.Sequential(torch.nn.Linear(6, 32), torch.nn.ReLU(), torch.nn.Dropout(0.3),
+                                torch.nn.Linear(32, 3))
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+callbacks = [Chaos()]
+if step_mode == "gan":
+    callbacks.append(ft.LRScheduler("step", step_size=2, gamma=0.7, optimizer="discriminator"))
+    callbacks.append(ft.GradientClipping(max_norm=1.0))
+else:
+    callbacks.insert(0, Schedule(optimizer))
+trainer = ft.Trainer(model, optimizer=optimizer, seed=5, progress=False, metrics=[],
+                     callbacks=callbacks, accumulate_steps=accumulate,
                      checkpoint_dir=None if ckdir == "none" else ckdir,
-                     checkpoint_every_steps=int(os.environ.get("EVERY", "7")), keep_last=2)
+                     checkpoint_every_steps=int(os.environ.get("EVERY", "7")), keep_last=2, **kwargs)
 train = LoaderData(Rows(), num_workers=2) if data == "loader" else (X, y)
-trainer.fit(train, val=(Xv, yv), epochs=epochs, batch_size=8, resume=None if ckdir == "none" else "auto")
+val = None if step_mode == "gan" else (Xv, yv)
+trainer.fit(train, val=val, epochs=epochs, batch_size=8, resume=None if ckdir == "none" else "auto")
 
-tree, tensors = flatten(trainer.optimizer.state_dict(), "opt")
+tree, tensors = flatten({k: o.state_dict() for k, o in trainer.optimizers.items()}, "opt")
 tensors.update({"model/" + k: v.contiguous() for k, v in trainer.model.state_dict().items()})
 save_file(tensors, os.path.join(out, "final.safetensors"))
 rows = [{k: v for k, v in row.items() if k != "seconds"} for row in trainer.history]
@@ -227,14 +285,17 @@ _REFERENCES: dict = {}
 _ZYGOTES: dict = {}
 
 
-def reference(tmp_path_factory, env) -> Path:
-    """The uninterrupted run without any checkpoint_dir (in a forked child); made once per session."""
-    if "loader" not in _REFERENCES:
+def reference(tmp_path_factory, env, step: str = "") -> Path:
+    """The uninterrupted run without any checkpoint_dir (in a forked child); made once per session
+    for each ``step`` mode ("": the default step, "loss", "gan")."""
+    key = "loader" + step
+    if key not in _REFERENCES:
         base = tmp_path_factory.mktemp("reference")
-        code, log = zygote(tmp_path_factory, env).run(write_script(base), "none", base / "out")
+        code, log = zygote(tmp_path_factory, env).run(write_script(base), "none", base / "out",
+                                                      extra_env={"STEP": step})
         assert code == 0, log
-        _REFERENCES["loader"] = base / "out"
-    return _REFERENCES["loader"]
+        _REFERENCES[key] = base / "out"
+    return _REFERENCES[key]
 
 
 def zygote(tmp_path_factory, env) -> Zygote:

@@ -34,7 +34,7 @@ def test_compile_gives_the_same_loss_curve(small_clf_data, tmp_path):
     X, y = small_clf_data
     eager = _fit(X, y)
     compiled = _fit(X, y, compile={"backend": "aot_eager"})
-    assert compiled.parts.model is not compiled.model  # the step really runs the compiled module
+    assert compiled.step.model is not compiled.model  # the step really runs the compiled module
     torch.testing.assert_close(_losses(compiled), _losses(eager), rtol=1e-4, atol=1e-5)
     compiled.save(tmp_path / "m.safetensors")
     from safetensors.torch import load_file
@@ -58,7 +58,7 @@ def test_compile_without_a_cpp_compiler_falls_back_with_a_clear_warning(small_cl
     monkeypatch.setattr(accel.shutil, "which", lambda name: None)
     with pytest.warns(AccelerationWarning, match="C\\+\\+ compiler"):
         trainer = _fit(X, y, epochs=2, compile=True)
-    assert trainer.parts.model is trainer.model  # eager
+    assert trainer.step.model is trainer.model  # eager
     assert _losses(trainer) == _losses(_fit(X, y, epochs=2))  # bit-identical to a plain run
 
 
@@ -68,7 +68,7 @@ def test_cuda_graphs_off_cuda_falls_back_with_a_clear_warning(small_clf_data):
     X, y = small_clf_data
     with pytest.warns(AccelerationWarning, match="cuda_graphs=True was ignored: CUDA graphs need a CUDA device"):
         trainer = _fit(X, y, epochs=2, cuda_graphs=True)
-    assert trainer.parts.graphed is None
+    assert trainer.step.graphed is None
     assert _losses(trainer) == _losses(_fit(X, y, epochs=2))
 
 
@@ -77,7 +77,7 @@ def test_default_trainer_has_no_acceleration_and_no_warning(small_clf_data):
     with warnings.catch_warnings():
         warnings.simplefilter("error", AccelerationWarning)
         trainer = _fit(X, y, epochs=1)
-    assert trainer.parts.graphed is None and trainer.parts.model is trainer.model
+    assert trainer.step.graphed is None and trainer.step.model is trainer.model
 
 
 @pytest.mark.parametrize("kwargs, match", [
@@ -98,7 +98,7 @@ def test_cuda_graphs_match_eager_training(small_clf_data, n_rows):
     X, y = X[:n_rows], y[:n_rows]
     eager = _fit(X, y, device="cuda", epochs=5)
     graphed = _fit(X, y, device="cuda", epochs=5, cuda_graphs=True)
-    g = graphed.parts.graphed
+    g = graphed.step.graphed
     assert g is not None and g.graph is not None and g.replays > 0
     assert g.eager_steps == (5 if n_rows % 32 else 0)
     torch.testing.assert_close(_losses(graphed), _losses(eager), rtol=1e-4, atol=1e-5)
@@ -110,16 +110,16 @@ def test_cuda_graphs_match_eager_training(small_clf_data, n_rows):
 def test_cuda_graphs_recapture_when_the_learning_rate_changes(small_clf_data):
     X, y = small_clf_data
     trainer = _fit(X, y, device="cuda", epochs=2, cuda_graphs=True)
-    first = trainer.parts.graphed.graph
+    first = trainer.step.graphed.graph
     for group in trainer.optimizer.param_groups:
         group["lr"] = 1e-3
     trainer.fit((X, y), epochs=1, batch_size=32)
-    assert trainer.parts.graphed.graph is not first
-    assert trainer.parts.graphed.lr_key == (1e-3,)
+    assert trainer.step.graphed.graph is not first
+    assert trainer.step.graphed.lr_key == (1e-3,)
 
 
 @needs_cuda
 def test_cuda_graphs_fall_back_for_fp16(small_clf_data):
     with pytest.warns(AccelerationWarning, match="precision='fp16'"):
         trainer = ft.Trainer(make_mlp(), device="cuda", precision="fp16", cuda_graphs=True, progress=False)
-    assert trainer.parts.graphed is None
+    assert trainer.step.graphed is None

@@ -144,3 +144,28 @@ def test_accumulation_resume_mid_window_with_in_memory_data(tmp_path, tmp_path_f
     assert h.started_at(out) == expected_start != (0, 0)
     h.assert_same_run(out, tmp_path / "ref")
 
+
+
+import pytest  # noqa: E402
+
+
+@pytest.mark.parametrize("step", ["loss", "gan"])
+def test_custom_steps_resume_bit_exact_after_sigkill(tmp_path, tmp_path_factory, cli_env, step):
+    """A custom compute_loss step, and a two-optimizer GAN train_step (per-optimizer schedule and
+    clipping): kill -9 at seeded random steps, resume, and get the uninterrupted run's bits."""
+    ref = h.reference(tmp_path_factory, cli_env, step=step)
+    z = h.zygote(tmp_path_factory, cli_env)
+    script = h.write_script(tmp_path)
+    ckdir, out = tmp_path / "checkpoints", tmp_path / "out"
+    for at in sorted(random.Random({"loss": 7, "gan": 11}[step]).sample(range(2, TOTAL - 1), 3)):
+        expected_start = h.resumes_from(ckdir)
+        code, log = z.run(script, ckdir, out, extra_env={"KILL_AT_STEP": str(at), "STEP": step})
+        assert code == -signal.SIGKILL, f"expected a SIGKILL at step {at}, got {code}:\n{log}"
+        assert h.started_at(out) == expected_start
+    code, log = z.run(script, ckdir, out, extra_env={"STEP": step})
+    assert code == 0, log
+    assert h.started_at(out) != (0, 0)
+    h.assert_same_run(out, ref)
+    if step == "gan":
+        final = __import__("json").loads((out / "final.json").read_text())
+        assert {"lr_generator", "lr_discriminator", "grad_norm"} <= set(final["history"][-1])

@@ -24,7 +24,8 @@ import torch
 
 import fittorch as ft
 from fittorch.data import InMemoryData, LoaderData
-from fittorch.distributed import DistContext, ShardSampler, shard_order, strip_nproc
+from fittorch.data.order import shard_order
+from fittorch.distributed import DistContext, ShardSampler, strip_nproc
 from fittorch.errors import CheckpointError, ConfigError
 
 SRC = Path(__file__).resolve().parents[1] / "src"
@@ -47,6 +48,12 @@ def make_model(dropout=0.0):
     torch.manual_seed(0)
     layers = [nn.Linear(8, 16), nn.ReLU()] + ([nn.Dropout(dropout)] if dropout else []) + [nn.Linear(16, 3)]
     return nn.Sequential(*layers)
+
+import fittorch
+
+class PenaltyStep(fittorch.Step):  # a custom compute_loss: cross-entropy plus a logit penalty
+    def compute_loss(self, batch, output):
+        return nn.functional.cross_entropy(output, batch[1]) + 0.05 * output.pow(2).mean()
 """
 
 WORKER = COMMON + """
@@ -71,7 +78,7 @@ def run(name, data, batch_size, val=None, **kw):
 # 1. In-memory fast path, per-rank batch 16 = global batch 32, with validation.
 t = run("memory", (X, y), 16, val=(Xv, yv))
 results["rank"], results["world_size"] = t.dist.rank, t.dist.world_size
-results["ddp"] = type(t.parts.model).__name__
+results["ddp"] = type(t.step.model).__name__
 results["user_model"] = type(t.model).__name__
 results["evaluate"] = t.evaluate((Xv, yv))
 results["evaluate_one"] = t.evaluate((Xv[:1], yv[:1]))  # rank 1's shard is empty
@@ -82,6 +89,8 @@ print("progress-check", flush=True)
 ft.Trainer(make_model(), progress=True, log_every=1).fit((X, y), epochs=2, batch_size=16)  # rank 0 prints
 # 2. Gradient accumulation under DDP (no_sync on the first micro-step of each window).
 run("accumulate", (X, y), 8, accumulate_steps=2)
+# 2b. A custom step (its compute_loss) under DDP.
+run("custom_step", (X, y), 16, step=PenaltyStep())
 # 3. A map-style Dataset: fittorch batches it and shards the same seeded permutation.
 run("dataset", torch.utils.data.TensorDataset(X, y), 16)
 # 4. A ready DataLoader gets a DistributedSampler; 201 rows is uneven (padded): no hang.
@@ -251,6 +260,7 @@ def single():
         for name, data, bs, kw, val in [
             ("memory", (X, y), 32, {}, (Xv, yv)),
             ("accumulate", (X, y), 16, {"accumulate_steps": 2}, None),
+            ("custom_step", (X, y), 32, {"step": ns["PenaltyStep"]()}, None),
             ("dataset", torch.utils.data.TensorDataset(X, y), 32, {}, None),
         ]:
             t = ft.Trainer(ns["make_model"](), optimizer="sgd", lr=0.1, progress=False, **kw)
@@ -261,7 +271,7 @@ def single():
     return out
 
 
-@pytest.mark.parametrize("name", ["memory", "accumulate", "dataset"])
+@pytest.mark.parametrize("name", ["memory", "accumulate", "dataset", "custom_step"])
 def test_two_process_weights_match_single_process(ddp_run, single, name):
     """Rank r takes rows r::2 of the epoch's permutation with batch 16; DDP averages the two
     mean gradients, which equals one process's mean over the same 32 rows."""
@@ -434,7 +444,7 @@ def test_single_process_trainer_is_not_wrapped(small_clf_data, mlp_factory):
     X, y = small_clf_data
     t = ft.Trainer(mlp_factory(), progress=False)
     t.fit((X, y), epochs=1)
-    assert t.parts.model is t.model and t.parts.no_sync is None and not t.dist.enabled
+    assert t.step.model is t.model and t.step.no_sync is None and not t.dist.enabled
 
 
 def test_world_size_mismatch_is_refused():

@@ -145,15 +145,6 @@ def test_build_experiment_trains(tmp_path):
     assert exp.trainer.evaluate(exp.splits.test)["accuracy"] >= 0.85
 
 
-def test_missing_optional_callback_is_a_config_error(monkeypatch):
-    import fittorch.callbacks as cbs
-
-    monkeypatch.delattr(cbs, "LRScheduler", raising=False)
-    cfg = validate({"data": {"source": "sklearn:iris"}, "scheduler": {"name": "cosine"}})
-    with pytest.raises(ConfigError, match="fittorch.callbacks.LRScheduler"):
-        build_experiment(cfg, quiet=True)
-
-
 def test_early_stopping_on_val_needs_val_data():
     cfg = validate({"data": {"source": "sklearn:iris", "val_split": 0.0},
                     "callbacks": {"early_stopping": {"monitor": "val_loss"}}})

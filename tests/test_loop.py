@@ -50,8 +50,9 @@ def test_each_step_is_forward_loss_zero_grad_backward_step():
     X = torch.randn(10, 4)
     y = torch.randint(0, 2, (10,))
     trainer.fit((X, y), epochs=1, batch_size=4)
-    train_calls = [c for c in log if not (isinstance(c, tuple) and c[0] == "forward" and not c[1])]
-    # the first entry is the dry forward in eval mode (filtered above); 3 batches follow
+    # first the dry run in eval mode without grad: forward and the custom loss, checked once
+    assert log[:2] == [("forward", False, False), "loss"]
+    train_calls = log[2:]
     one_step = [("forward", True, True), "loss", ("zero_grad", True), "backward", "step"]
     assert train_calls == one_step * 3
 
@@ -210,3 +211,138 @@ def test_long_epochs_fold_batch_losses_into_chunks_without_changing_the_mean():
     shapes = [tuple(t.shape) for t in seen["losses"]]
     assert shapes == [(_LOSS_CHUNK,), (_LOSS_CHUNK,)] + [()] * 7
     assert history[-1]["train_loss"] == float(stack_losses(seen["losses"]).mean())
+
+
+# -- the loop with a fake step: it depends on the LoopContext only ------------------------------
+class FakeModel:
+    def __init__(self):
+        self.training = False
+        self.modes = []
+
+    def train(self, mode=True):
+        self.training = mode
+        self.modes.append(mode)
+
+    def eval(self):
+        self.train(False)
+
+
+class FakeStep:
+    """No torch model at all: records what the loop asks of a step."""
+
+    def __init__(self):
+        self.model = FakeModel()
+        self.calls = []
+        self.last_output = None
+
+    def train_step(self, batch, window):
+        self.calls.append((batch[1].tolist(), window))
+        self.last_output = batch[0][0] * 2
+        return torch.tensor(float(len(self.calls)))
+
+    def eval_step(self, batch):
+        return batch[0][0], torch.tensor(0.5)
+
+    def eval_view(self, model):
+        return self
+
+    def lrs(self):
+        return {"lr": 0.1}
+
+
+def _ctx(step, callbacks=(), **kw):
+    from fittorch.distributed import DistContext
+    from fittorch.loop import LoopContext
+    from fittorch.metrics import MetricSet
+    from fittorch.state import TrainState
+    from fittorch.task import OutputKind
+
+    state = TrainState(max_epochs=kw.pop("epochs", 1))
+    return LoopContext(step=step, state=state, callbacks=list(callbacks), dist=DistContext(),
+                       metrics=MetricSet({}, OutputKind("regression")), host="HOST", **kw)
+
+
+def test_fit_loop_runs_a_fake_step_with_accumulation_windows_and_hooks():
+    from fittorch.data import InMemoryData
+    from fittorch.loop import fit_loop
+    from fittorch.step import Window
+
+    events = []
+
+    class Spy(ft.Callback):
+        def on_train_batch_end(self, trainer, loss, batch, output):
+            events.append((trainer, float(loss), batch[1].tolist(), output.reshape(-1).tolist()))
+
+    step = FakeStep()
+    data = InMemoryData(torch.arange(5).float().unsqueeze(1), torch.arange(5))
+    ctx = _ctx(step, [Spy()], accumulate_steps=2)
+    fit_loop(ctx, data, data, batch_size=2, shuffle=False, drop_last=False)
+    assert step.calls == [([0, 1], Window(True, False, 2 / 4)), ([2, 3], Window(False, True, 2 / 4)),
+                          ([4], Window(True, True, 1.0))]
+    assert [e[0] for e in events] == ["HOST"] * 3 and events[2][2:] == ([4], [8.0])
+    state = ctx.state
+    assert state.global_step == 2 and state.epoch == 1 and state.status == "finished"
+    assert state.history[-1]["train_loss"] == 2.0 and state.history[-1]["val_loss"] == 0.5
+    assert state.history[-1]["lr"] == 0.1
+    assert step.model.modes[0] is True  # train mode for the epoch, eval for validation after it
+
+
+def test_a_batch_start_hook_replaces_or_skips_batches():
+    from fittorch.callbacks import SKIP_BATCH
+    from fittorch.data import InMemoryData
+    from fittorch.loop import fit_loop
+
+    class Edit(ft.Callback):
+        def on_train_batch_start(self, trainer, batch):
+            inputs, target = batch
+            if int(target[0]) == 2:
+                return SKIP_BATCH
+            return inputs, target + 100
+
+    step = FakeStep()
+    data = InMemoryData(torch.arange(6).float().unsqueeze(1), torch.arange(6))
+    ctx = _ctx(step, [Edit()])
+    fit_loop(ctx, data, None, batch_size=2, shuffle=False, drop_last=False)
+    assert [c[0] for c in step.calls] == [[100, 101], [104, 105]]
+    assert ctx.state.global_step == 2 and ctx.state.history[-1]["train_loss"] == 1.5
+
+
+def test_val_every_steps_validates_inside_the_epoch():
+    from fittorch.data import InMemoryData
+    from fittorch.loop import fit_loop
+
+    step = FakeStep()
+    data = InMemoryData(torch.arange(8).float().unsqueeze(1), torch.arange(8))
+    ctx = _ctx(step, val_every_steps=2, epochs=2)
+    fit_loop(ctx, data, data, batch_size=2, shuffle=False, drop_last=False)
+    assert [(v["global_step"], v["epoch"], v["batch"]) for v in ctx.state.step_validations] == [
+        (2, 1, 2), (4, 1, 4), (6, 2, 2), (8, 2, 4)]
+    assert all(v["val_loss"] == 0.5 for v in ctx.state.step_validations)
+
+
+def test_val_every_steps_must_be_a_non_negative_integer():
+    with pytest.raises(ft.ConfigError, match=r"val_every_steps=-1; expected an integer >= 0"):
+        ft.Trainer(nn.Linear(4, 2), progress=False).fit((torch.randn(8, 4), torch.randint(0, 2, (8,))),
+                                                        val_every_steps=-1)
+
+
+def test_hooks_see_the_batch_and_outputs_and_add_history_columns():
+    X = torch.randn(40, 4)
+    y = torch.randint(0, 2, (40,))
+    seen = []
+
+    class Watch(ft.Callback):
+        def on_train_batch_end(self, trainer, loss, batch, output):
+            seen.append((tuple(batch[0][0].shape), tuple(output.shape)))
+
+        def on_epoch_end(self, trainer, row):
+            trainer.add_to_history(row, batches_seen=len(seen))
+
+    class OldStyle(ft.Callback):  # the two-argument form still works
+        def on_train_batch_end(self, trainer, loss):
+            seen.append("old")
+
+    trainer = ft.Trainer(nn.Linear(4, 2), callbacks=[Watch(), OldStyle()], progress=False)
+    history = trainer.fit((X, y), epochs=1, batch_size=16)
+    assert seen == [((16, 4), (16, 2)), "old", ((16, 4), (16, 2)), "old", ((8, 4), (8, 2)), "old"]
+    assert history[-1]["batches_seen"] == 6

@@ -52,7 +52,7 @@ def test_fp16_with_grad_scaler_trains_on_cuda(small_clf_data):
     X, y = small_clf_data
     trainer = ft.Trainer(make_mlp(), lr=1e-2, precision="fp16", device="cuda", progress=False)
     trainer.fit((X, y), val=(X, y), epochs=15, batch_size=32)
-    assert trainer.parts.scaler is not None
+    assert trainer.step.scaler is not None
     assert trainer.history.last["val_accuracy"] >= 0.9
 
 

@@ -8,7 +8,6 @@ import torch
 
 import fittorch as ft
 from fittorch.callbacks import Callback
-from fittorch.step import train_step
 
 from conftest import make_mlp
 
@@ -55,7 +54,7 @@ def test_zero_grad_frees_gradients_instead_of_writing_zeros(small_clf_data):
     trainer.fit((X, y), epochs=1, batch_size=32)
     before = [p.grad for p in trainer.model.parameters()]
     x, t = torch.from_numpy(X[:32]), torch.from_numpy(y[:32])
-    train_step(trainer.parts, trainer, (x,), t)
+    trainer.step.train_step(((x,), t))
     after = [p.grad for p in trainer.model.parameters()]
     assert all(a is not None for a in after)
     assert all(a is not b for a, b in zip(after, before))  # new tensors: set_to_none, not zero_()
@@ -67,7 +66,7 @@ class _Graphed:
     def __init__(self, result):
         self.result, self.calls = result, 0
 
-    def step(self, parts, trainer, inputs, target):
+    def step(self, step, batch):
         self.calls += 1
         return self.result
 
@@ -78,11 +77,11 @@ def test_a_graphed_step_replaces_the_eager_step_only_when_it_ran(small_clf_data,
     trainer = ft.Trainer(make_mlp(), device="cpu", progress=False)
     trainer.fit((X, y), epochs=1, batch_size=32)
     sentinel = torch.tensor(1.25)
-    trainer.parts.graphed = _Graphed(sentinel if replayed else None)
+    trainer.step.graphed = _Graphed(sentinel if replayed else None)
     weights = [p.detach().clone() for p in trainer.model.parameters()]
-    loss = train_step(trainer.parts, trainer, (torch.from_numpy(X[:32]),), torch.from_numpy(y[:32]))
+    loss = trainer.step.train_step(((torch.from_numpy(X[:32]),), torch.from_numpy(y[:32])))
     unchanged = all(torch.equal(a, b) for a, b in zip(weights, trainer.model.parameters()))
-    assert trainer.parts.graphed.calls == 1
+    assert trainer.step.graphed.calls == 1
     assert (loss is sentinel) == replayed
     assert unchanged == replayed  # None from the graph: the eager step ran and moved the weights
 
@@ -110,14 +109,14 @@ def test_auto_threads_use_one_thread_for_a_small_model_and_restore_the_setting(s
 
 
 def test_fast_zero_grad_clears_every_group_and_respects_a_custom_zero_grad(small_clf_data):
-    from fittorch.step import StepParts, zero_grad
+    from fittorch.step import Step
 
     model = make_mlp()
     groups = [{"params": model[0].parameters()}, {"params": model[2].parameters(), "lr": 1e-4}]
     opt = torch.optim.Adam(groups, lr=1e-3)
     for p in model.parameters():
         p.grad = torch.ones_like(p)
-    zero_grad(StepParts(model=model, loss_fn=None, optimizer=opt))
+    Step().bind(model=model, loss_fn=None, optimizers={"default": opt}).zero_grad()
     assert all(p.grad is None for p in model.parameters())
 
     class Recording(torch.optim.SGD):
@@ -131,3 +130,95 @@ def test_fast_zero_grad_clears_every_group_and_respects_a_custom_zero_grad(small
     ft.Trainer(make_mlp(), optimizer=Recording, lr=0.1, device="cpu", progress=False).fit((X, y), epochs=1,
                                                                                          batch_size=50)
     assert Recording.calls == [True] * 4  # one per step, through the optimizer's own method
+
+
+# -- the replaceable step -----------------------------------------------------------------------
+def _blobs(n=240, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    X = torch.randn(n, 8, generator=g)
+    y = (X[:, 0] + X[:, 1] > 0).long() + (X[:, 2] > 0.5).long()
+    return X, y
+
+
+def test_default_step_equals_a_hand_written_step_subclass_bit_for_bit():
+    """Level (c): a train_step written out by hand with the helpers gives the default step's bits."""
+    class HandWritten(ft.Step):
+        def train_step(self, batch, window):
+            with self.autocast():
+                output = self.forward(batch)
+                loss = self.compute_loss(batch, output)
+            self.zero_grad()
+            self.backward(loss)
+            self.optimizer_step(loss=loss)
+            return loss.detach()
+
+    X, y = _blobs()
+    runs = []
+    for step in (None, HandWritten()):
+        t = ft.Trainer(make_mlp(), step=step, seed=1, progress=False, metrics=[])
+        t.fit((X, y), epochs=2, batch_size=32)
+        runs.append(t)
+    assert runs[0].history["train_loss"] == runs[1].history["train_loss"]
+    assert all(torch.equal(a, b) for a, b in zip(runs[0].model.parameters(), runs[1].model.parameters()))
+
+
+def test_compute_loss_sees_the_inputs_and_forward_chooses_the_keys():
+    """Level (a): a loss that needs the inputs (per-sample weights); level (b): keys for the model."""
+    seen = {}
+
+    class Weighted(ft.Step):
+        def forward(self, batch):
+            inputs, _ = batch
+            return self.model(inputs["x"])  # "weight" is not a model input
+
+        def compute_loss(self, batch, output):
+            inputs, target = batch
+            seen["keys"] = sorted(inputs)
+            per_sample = torch.nn.functional.cross_entropy(output, target, reduction="none")
+            return (per_sample * inputs["weight"]).sum() / inputs["weight"].sum()
+
+    X, y = _blobs()
+    w = torch.ones(len(y))
+    t = ft.Trainer(make_mlp(), step=Weighted(), task="multiclass", lr=1e-2, progress=False)
+    h = t.fit(({"x": X, "weight": w}, y), val=({"x": X, "weight": w}, y), epochs=10, batch_size=32)
+    assert seen["keys"] == ["weight", "x"]
+    assert h[-1]["val_accuracy"] > 0.75  # "accuracy": the task was given, although the loss is custom
+    assert h[-1]["train_loss"] < h[0]["train_loss"]
+
+
+def test_a_step_class_instead_of_an_instance_is_refused():
+    with pytest.raises(ft.ConfigError, match=r"step=.* is a type; expected an instance .*Pass an instance: step=MyStep\(\)"):
+        ft.Trainer(make_mlp(), step=ft.Step, progress=False)
+    with pytest.raises(ft.ConfigError, match=r"is a function; expected an instance of a fittorch.Step subclass"):
+        ft.Trainer(make_mlp(), step=lambda batch: batch, progress=False)
+
+
+def test_a_train_step_without_the_window_argument_is_refused_with_the_signature():
+    class OneArg(ft.Step):
+        def train_step(self, batch):
+            return torch.zeros(())
+
+    with pytest.raises(ft.ConfigError, match=r"OneArg.train_step takes 1 argument\(s\).*def train_step\(self, batch, window\)"):
+        ft.Trainer(make_mlp(), step=OneArg(), progress=False)
+
+
+def test_a_failing_custom_loss_is_caught_by_the_dry_run_naming_the_output():
+    X, y = _blobs()
+    t = ft.Trainer(make_mlp(), loss=lambda out, y: out["logits"].sum(), progress=False)
+    with pytest.raises(ft.ModelError, match=r"The loss failed on a sample batch \(the model returned a tensor of "
+                                            r"shape \(2, 3\); target of shape \(2,\).*IndexError"):
+        t.fit((X, y), epochs=1)
+
+
+def test_the_trainer_binds_the_step_once_with_every_part():
+    """No component patches the step: what it holds comes from the Trainer's one bind."""
+    from fittorch.callbacks import GradientClipping
+
+    clip = GradientClipping(max_norm=1.0)
+    t = ft.Trainer(make_mlp(), callbacks=[clip], nonfinite="skip", progress=False)
+    X, y = _blobs()
+    t.fit((X, y), epochs=1)
+    s = t.step
+    assert s.model is t.model and s.optimizers == {"default": t.optimizer} and s.host is t
+    assert s.after_backward == (clip,)
+    assert s.skip_step.__self__ is next(cb for cb in t.callbacks if isinstance(cb, ft.NonFiniteGuard))

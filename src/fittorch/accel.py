@@ -40,13 +40,13 @@ def check_args(compile, cuda_graphs) -> None:
         raise ConfigError(f"cuda_graphs={cuda_graphs!r}; expected True or False.")
 
 
-def apply(trainer, *, compile=False, cuda_graphs=False) -> None:
-    """Set up the requested accelerations on ``trainer.parts`` (once, at construction)."""
+def accelerate(trainer, *, compile=False, cuda_graphs=False):
+    """``(model the step runs, CudaGraphStep or None)`` for the requested accelerations (once, at construction)."""
     check_args(compile, cuda_graphs)
+    model = trainer.model
     if compile:
-        trainer.parts.model = compile_model(trainer.model, trainer.device, {} if compile is True else compile)
-    if cuda_graphs:
-        trainer.parts.graphed = CudaGraphStep.create(trainer)
+        model = compile_model(trainer.model, trainer.device, {} if compile is True else compile)
+    return model, CudaGraphStep.create(trainer) if cuda_graphs else None
 
 
 def compile_model(model: torch.nn.Module, device: torch.device, options: dict):
@@ -112,6 +112,8 @@ class CudaGraphStep:
                       "use precision='fp32' with cuda_graphs=True.")
         elif trainer.accumulate_steps != 1:
             reason = f"accumulate_steps={trainer.accumulate_steps}: only a whole step (one batch) is captured."
+        elif len(trainer.optimizers) > 1:
+            reason = "several optimizers: only the default one-optimizer step is captured."
         if reason:
             _warn(f"cuda_graphs=True was ignored: {reason} Training runs eagerly.")
             return None
@@ -125,18 +127,19 @@ class CudaGraphStep:
         opt._warned_capturable_if_run_uncaptured = True  # eager warm-up/partial steps are intended
         return cls(opt)
 
-    # -- called from step.train_step -------------------------------------------------------
-    def step(self, parts, trainer, inputs, target):
+    # -- called from Step.train_step -------------------------------------------------------
+    def step(self, parts, batch):
         """Replay (or warm up, or capture) for this batch; None means "run the eager step"."""
         if self.disabled:
             return None
         if not self.checked:
             self.checked = True
-            reason = self._unsupported(parts)
+            reason = self._unsupported(parts, batch)
             if reason:
                 self.disabled = True
                 _warn(f"cuda_graphs=True was ignored: {reason} Training runs eagerly.")
                 return None
+        inputs, target = batch
         x = inputs[0]
         key = (tuple(x.shape), x.dtype, tuple(target.shape), target.dtype)
         if self.shape_key is None:
@@ -146,7 +149,7 @@ class CudaGraphStep:
             return None
         if self.warm < WARMUP_STEPS:
             self.warm += 1
-            return self._eager_on_side_stream(parts, trainer, inputs, target)
+            return self._eager_on_side_stream(parts, batch)
         lr_key = tuple(g["lr"] for g in self.optimizer.param_groups)
         if self.graph is None or lr_key != self.lr_key:
             self._capture(parts, x, target)
@@ -157,7 +160,14 @@ class CudaGraphStep:
         self.replays += 1
         return self.static_loss.detach().clone()
 
-    def _unsupported(self, parts) -> str | None:
+    def _unsupported(self, parts, batch) -> str | None:
+        from .step import Step
+
+        if type(parts).train_step is not Step.train_step or type(parts).forward is not Step.forward \
+                or type(parts).compute_loss is not Step.compute_loss:
+            return f"a custom step ({type(parts).__name__}) may run Python the graph cannot capture."
+        if not isinstance(batch[1], torch.Tensor) or parts.loss_fn is None or parts.structured_loss:
+            return "only a model(x) -> tensor step with a named loss and a target tensor is captured."
         if parts.kwargs_input:
             return "the model takes keyword inputs (a dict); capture supports model(x) only."
         if parts.after_backward:
@@ -169,14 +179,12 @@ class CudaGraphStep:
             return "distributed (DDP) training is not captured."
         return None
 
-    def _eager_on_side_stream(self, parts, trainer, inputs, target):
-        from .step import forward
-
+    def _eager_on_side_stream(self, parts, batch):
         stream = torch.cuda.Stream()
         stream.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(stream):
-            output = forward(parts, inputs)
-            loss = parts.loss_fn(output, target)
+            output = parts.forward(batch)
+            loss = parts.compute_loss(batch, output)
             parts.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             parts.optimizer.step()

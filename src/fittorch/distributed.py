@@ -20,7 +20,7 @@ import atexit
 import os
 import subprocess
 import sys
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import torch
 
@@ -171,22 +171,19 @@ class DistContext:
             pass
 
     # -- model ------------------------------------------------------------------------
-    def wrap_model(self, parts) -> None:
-        """Wrap ``parts.model`` in DistributedDataParallel (once) and set ``parts.no_sync``.
+    def wrap_model(self, model):
+        """``model`` wrapped in DistributedDataParallel (call once; the Trainer keeps it).
 
         DDP broadcasts rank 0's parameters and buffers at construction, so every rank
         starts from the same weights. The user's module stays ``trainer.model``.
         """
-        if not self.enabled or parts.no_sync is not None:
-            return
         from torch.nn.parallel import DistributedDataParallel as DDP
 
         ids = [self.device.index] if self.device.type == "cuda" else None
-        parts.model = DDP(parts.model, device_ids=ids, output_device=ids[0] if ids else None)
-        parts.no_sync = parts.model.no_sync
+        return DDP(model, device_ids=ids, output_device=ids[0] if ids else None)
 
-    def eval_parts(self, parts, *, sync_buffers: bool = True):
-        """The step parts to evaluate or predict with: the bare module, never DDP.
+    def eval_model(self, model, *, sync_buffers: bool = True):
+        """The module to evaluate or predict with: the bare module, never DDP.
 
         DDP's forward may broadcast buffers, a collective that would hang when ranks run
         different numbers of evaluation batches (or only rank 0 predicts). Buffers
@@ -194,16 +191,18 @@ class DistContext:
         rank evaluates the same model. ``sync_buffers=False`` (predict) runs no collective:
         each rank uses its own buffers, equal to rank 0's after any validation pass.
         """
-        if parts.no_sync is None:
-            return parts
-        module = parts.model.module
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        if not isinstance(model, DDP):
+            return model
+        module = model.module
         buffers = [b for b in module.buffers()]
         if buffers and sync_buffers:
             import torch.distributed as dist
 
             for b in buffers:
                 dist.broadcast(b.data, src=0)
-        return replace(parts, model=module, no_sync=None)
+        return module
 
     # -- data -------------------------------------------------------------------------
     def eval_order(self, source):
@@ -255,24 +254,6 @@ def _is_peer_failure(exc: BaseException) -> bool:
     backend_error = getattr(dist, "DistBackendError", ())
     return (isinstance(exc, backend_error) if backend_error else False) or any(
         s in text for s in ("Connection closed by peer", "Connection reset by peer", "NCCL communicator was aborted"))
-
-
-def shard_order(order: torch.Tensor, rank: int, world_size: int) -> torch.Tensor:
-    """Rank ``rank``'s rows of one epoch's permutation: every ``world_size``-th row.
-
-    When ``len(order)`` is not a multiple of ``world_size``, the permutation is padded by
-    wrapping around to its start (as torch's DistributedSampler does), so every rank gets
-    the same number of rows and runs the same number of steps; at most ``world_size - 1``
-    samples are then seen twice in that epoch. Without padding, every sample is used
-    exactly once per epoch across ranks.
-    """
-    if world_size == 1:
-        return order
-    pad = (-len(order)) % world_size
-    if pad:
-        reps = -(-pad // max(len(order), 1))
-        order = torch.cat([order, order.repeat(reps)[:pad]])
-    return order[rank::world_size]
 
 
 def _env_int(name: str) -> int | None:

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 
-from .callbacks.base import Callback
 from .config import SKLEARN_DATASETS, Config
 from .errors import ConfigError, DataError, ModelError
 from .preprocess import Preprocessing, _plain, numeric_matrix
@@ -267,67 +266,29 @@ def build_model(cfg: Config, n_features: int, n_outputs: int):
     return model
 
 
-class ClipGradNorm(Callback):
-    """``train.grad_clip`` in builds without ``fittorch.callbacks.GradientClipping``."""
-
-    def __init__(self, max_norm: float):
-        self.max_norm = float(max_norm)
-
-    def on_after_backward(self, trainer) -> None:
-        import torch
-
-        torch.nn.utils.clip_grad_norm_(trainer.model.parameters(), self.max_norm, foreach=True)
-
-
-class EpochCSV(Callback):
-    """The ``csv`` logger in builds without ``fittorch.callbacks.CSVLogger``: metrics.csv each epoch."""
-
-    def __init__(self, path):
-        self.path = Path(path)
-
-    def on_epoch_end(self, trainer, row: dict) -> None:
-        if trainer.dist.is_main:
-            trainer.history.to_csv(self.path)
-
-
-def _optional(name: str, what: str):
-    import fittorch.callbacks as cbs
-
-    cls = getattr(cbs, name, None)
-    if cls is None:
-        raise ConfigError(f"{what} needs fittorch.callbacks.{name}, which this fittorch build does not include. "
-                          f"Remove '{what}' from the config.")
-    return cls
-
-
 def build_callbacks(cfg: Config, run_dir: Path | None, has_val: bool) -> list:
+    from . import callbacks as cbs
+
     callbacks: list = []
     es = cfg.callbacks.early_stopping
     if es is not None:
         if es.monitor.startswith("val_") and not has_val:
             raise ConfigError(f"callbacks.early_stopping.monitor is {es.monitor!r}, but there is no validation "
                               "data. Set data.val_split above 0, or monitor 'train_loss'.")
-        cls = _optional("EarlyStopping", "callbacks.early_stopping")
-        callbacks.append(cls(**es.model_dump()))
+        callbacks.append(cbs.EarlyStopping(**es.model_dump()))
     if cfg.scheduler is not None:
-        cls = _optional("LRScheduler", "scheduler")
         args = cfg.scheduler.model_dump()
-        callbacks.append(cls(args.pop("name"), **args))
-    import fittorch.callbacks as cbs
-
+        callbacks.append(cbs.LRScheduler(args.pop("name"), **args))
     if cfg.train.grad_clip:
-        clip = getattr(cbs, "GradientClipping", None)
-        callbacks.append(clip(max_norm=cfg.train.grad_clip) if clip else ClipGradNorm(cfg.train.grad_clip))
+        callbacks.append(cbs.GradientClipping(max_norm=cfg.train.grad_clip))
     if run_dir is not None:
         for logger in dict.fromkeys(cfg.loggers):
             if logger == "csv":
-                csv_logger = getattr(cbs, "CSVLogger", None)
-                path = run_dir / "metrics.csv"
-                callbacks.append(csv_logger(path) if csv_logger else EpochCSV(path))
+                callbacks.append(cbs.CSVLogger(run_dir / "metrics.csv"))
             elif logger == "tensorboard":
-                callbacks.append(_optional("TensorBoardLogger", "loggers: tensorboard")(run_dir / "tensorboard"))
+                callbacks.append(cbs.TensorBoardLogger(run_dir / "tensorboard"))
             elif logger == "mlflow":
-                callbacks.append(_optional("MLflowLogger", "loggers: mlflow")(run_dir))
+                callbacks.append(cbs.MLflowLogger(run_dir))
     return callbacks
 
 
@@ -373,7 +334,8 @@ class Experiment:
 
 
 def build_trainer(cfg: Config, prep: Preprocessing, *, run_dir: Path | None = None, has_val: bool = True,
-                  quiet: bool = False):
+                  quiet: bool = False, inference: bool = False):
+    """The run's Trainer; ``inference=True`` builds no optimizer (for evaluate, predict, report)."""
     from .seeding import seed_everything
     from .trainer import Trainer
 
@@ -382,7 +344,8 @@ def build_trainer(cfg: Config, prep: Preprocessing, *, run_dir: Path | None = No
     opt_kwargs = dict(cfg.optimizer.kwargs)
     if cfg.optimizer.weight_decay:
         opt_kwargs["weight_decay"] = cfg.optimizer.weight_decay
-    return Trainer(model, loss=default_loss(cfg, prep), optimizer=cfg.optimizer.name, lr=cfg.optimizer.lr,
+    return Trainer(model, loss=default_loss(cfg, prep), optimizer=None if inference else cfg.optimizer.name,
+                   lr=cfg.optimizer.lr,
                    optimizer_kwargs=opt_kwargs, metrics=default_metrics(cfg, prep), device=cfg.device,
                    seed=cfg.seed, callbacks=build_callbacks(cfg, run_dir, has_val), precision=cfg.train.precision,
                    accumulate_steps=cfg.train.accumulate_steps, progress=not quiet, log_every=cfg.train.log_every,

@@ -20,12 +20,12 @@ class LossInfo:
     name: str
     factory: Callable[[], nn.Module]
     target: str  # "class_index" | "float"
-    task: str  # "classification" | "binary" | "regression"
+    task: str  # the task it implies (fittorch.task.TASKS); binary losses on [N, C] are multilabel
 
 
 LOSSES: dict[str, LossInfo] = {
-    "cross_entropy": LossInfo("cross_entropy", nn.CrossEntropyLoss, "class_index", "classification"),
-    "nll": LossInfo("nll", nn.NLLLoss, "class_index", "classification"),
+    "cross_entropy": LossInfo("cross_entropy", nn.CrossEntropyLoss, "class_index", "multiclass"),
+    "nll": LossInfo("nll", nn.NLLLoss, "class_index", "multiclass"),
     "bce": LossInfo("bce", nn.BCELoss, "float", "binary"),
     "bce_with_logits": LossInfo("bce_with_logits", nn.BCEWithLogitsLoss, "float", "binary"),
     "mse": LossInfo("mse", nn.MSELoss, "float", "regression"),
@@ -37,7 +37,12 @@ _ALIASES = {"ce": "cross_entropy", "crossentropy": "cross_entropy", "mae": "l1",
 
 
 def resolve_loss(loss) -> tuple[Callable, LossInfo | None]:
-    """Return ``(callable, info)``. ``info`` is None for a user-supplied callable."""
+    """Return ``(callable, info)``. ``info`` is None for a user-supplied callable.
+
+    ``loss=None``: the model computes its own loss (``output["loss"]``/``output.loss``).
+    """
+    if loss is None:
+        return None, None
     if isinstance(loss, str):
         key = _ALIASES.get(loss.lower(), loss.lower())
         if key not in LOSSES:
@@ -64,10 +69,6 @@ def infer_loss_info(loss) -> LossInfo | None:
 
 def loss_name(loss) -> str:
     return loss if isinstance(loss, str) else type(loss).__name__
-
-
-def is_classification_loss(info: LossInfo | None) -> bool:
-    return info is not None and info.target == "class_index"
 
 
 def target_dtype(info: LossInfo | None) -> torch.dtype | None:

@@ -1,8 +1,9 @@
-"""Metrics by name, computed with torchmetrics.
+"""Metrics by name, computed with torchmetrics (the defaults with ``fittorch.fast_metrics``).
 
 Metric objects accumulate on the model's device during an epoch and are computed once
 at its end, so no metric causes a host sync per batch. ``torchmetrics`` is imported
-lazily: it is only needed once a fit with metrics starts.
+lazily, and only for a metric other than the defaults (accuracy, mse, rmse, mae, r2), which
+``fittorch.fast_metrics`` computes with torchmetrics' exact arithmetic at no import cost.
 
 Names (the history calls them ``val_<name>``):
 
@@ -11,26 +12,27 @@ Names (the history calls them ``val_<name>``):
   ``auroc``, ``log_loss``, ``confusion_matrix``;
 - regression: ``mse``, ``rmse``, ``mae``, ``r2``, ``mape``.
 
+- multilabel (``[N, C]`` 0/1 targets): ``subset_accuracy`` (every label of a sample right:
+  scikit-learn's ``accuracy_score`` on indicator arrays; plain ``accuracy`` means this too),
+  ``hamming_loss`` (the fraction of wrong labels: ``hamming_loss``), ``hamming_accuracy``
+  (1 - hamming_loss), ``precision``/``recall``/``f1`` with ``_micro``/``_macro``/``_weighted``
+  (plain: macro), ``auroc`` (macro).
+
 Plain ``precision``/``recall``/``f1`` follow scikit-learn's defaults: the positive class
-for a binary task, and the macro average for a multiclass one.
+for a binary task, and the macro average for a multiclass one. Probability / one-hot
+targets (soft labels) count as the class of their largest entry.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
+from . import fast_metrics
 from .errors import ConfigError, unknown_name
+from .outputs import select
+from .task import OutputKind
 
-
-@dataclass(frozen=True)
-class OutputKind:
-    """What the model's output means, derived from the loss and one dry forward."""
-
-    task: str  # "multiclass" | "binary" | "regression"
-    num_classes: int = 0  # for multiclass
-    logits: bool = True  # binary: output is a logit (bce_with_logits) or a probability (bce)
+__all__ = ["MetricSet", "OutputKind", "scalars"]
 
 
 AVERAGED = ("precision", "recall", "f1")
@@ -38,7 +40,9 @@ AVERAGES = ("macro", "micro", "weighted")
 CLASSIFICATION = ("accuracy", "balanced_accuracy", *AVERAGED,
                   *(f"{m}_{a}" for m in AVERAGED for a in AVERAGES), "auroc", "log_loss", "confusion_matrix")
 REGRESSION = ("mse", "rmse", "mae", "r2", "mape")
-ALL_NAMES = frozenset(CLASSIFICATION + REGRESSION)
+MULTILABEL = ("accuracy", "subset_accuracy", "hamming_loss", "hamming_accuracy", *AVERAGED,
+              *(f"{m}_{a}" for m in AVERAGED for a in AVERAGES), "auroc")
+ALL_NAMES = frozenset(CLASSIFICATION + REGRESSION + MULTILABEL)
 
 
 def _log_loss_metric():
@@ -73,6 +77,9 @@ def _log_loss_metric():
 
 def _build(name: str, kind: OutputKind):
     """A ``(metric, input)`` pair; ``input`` is ``"probs"`` or ``"labels"`` (hard predictions)."""
+    fast = fast_metrics.build(name, kind)
+    if fast is not None:
+        return fast
     import torchmetrics.classification as C  # noqa: N812 - lazy import keeps `import fittorch` light
     import torchmetrics.regression as R  # noqa: N812
 
@@ -90,6 +97,8 @@ def _build(name: str, kind: OutputKind):
             raise ConfigError(f"Metric '{name}' does not apply to a regression task. "
                               f"Metrics for regression: {', '.join(REGRESSION)}.")
         return table[name](), "probs"
+    if kind.task == "multilabel":
+        return _multilabel(name, kind.num_classes)
     if name in REGRESSION:
         raise ConfigError(f"Metric '{name}' does not apply to a {kind.task} task. "
                           f"Metrics for classification: {', '.join(CLASSIFICATION)}.")
@@ -127,6 +136,26 @@ def _build(name: str, kind: OutputKind):
     return table[name](validate_args=False), "probs"
 
 
+def _multilabel(name: str, n: int):
+    import torchmetrics.classification as C  # noqa: N812
+
+    if name not in MULTILABEL:
+        raise ConfigError(f"Metric '{name}' does not apply to a multilabel task. Metrics for multilabel: "
+                          f"{', '.join(MULTILABEL)}.")
+    kw = {"num_labels": n, "validate_args": False}
+    base, _, average = name.partition("_") if name.split("_")[-1] in AVERAGES else (name, "", "")
+    if average or base in AVERAGED:
+        cls = {"precision": C.MultilabelPrecision, "recall": C.MultilabelRecall, "f1": C.MultilabelF1Score}[base]
+        return cls(average=average or "macro", **kw), "probs"
+    if name in ("accuracy", "subset_accuracy"):
+        return C.MultilabelExactMatch(**kw), "probs"
+    if name == "hamming_loss":
+        return C.MultilabelHammingDistance(average="micro", **kw), "probs"
+    if name == "hamming_accuracy":
+        return C.MultilabelAccuracy(average="micro", **kw), "probs"
+    return C.MultilabelAUROC(average="macro", **kw), "probs"
+
+
 class MetricSet:
     """Named metrics that share one preparation of (output, target).
 
@@ -135,14 +164,15 @@ class MetricSet:
     same well-defined input.
     """
 
-    def __init__(self, metrics: dict, kind: OutputKind, inputs: dict | None = None):
+    def __init__(self, metrics: dict, kind: OutputKind, inputs: dict | None = None, output_key=None):
         self.metrics = metrics
         self.kind = kind
+        self.output_key = output_key  # which tensor of a structured output (see fittorch.outputs)
         self.inputs = inputs or {}  # name -> "probs" | "labels"
         self._needs_labels = any(v == "labels" for v in self.inputs.values())
 
     @classmethod
-    def build(cls, specs, kind: OutputKind, device: torch.device) -> MetricSet:
+    def build(cls, specs, kind: OutputKind, device: torch.device, output_key=None) -> MetricSet:
         metrics, inputs = {}, {}
         for spec in specs or ():
             if isinstance(spec, str):
@@ -156,24 +186,26 @@ class MetricSet:
                     f"metrics entry {spec!r} is a {type(spec).__name__}; expected a metric name "
                     "such as 'accuracy' or a torchmetrics.Metric instance."
                 )
-        return cls({k: m.to(device) for k, m in metrics.items()}, kind, inputs)
+        return cls({k: m.to(device) for k, m in metrics.items()}, kind, inputs, output_key)
 
     def prepare(self, output: torch.Tensor, target: torch.Tensor):
         """Turn model outputs into what torchmetrics expects for this task (probabilities)."""
-        if self.kind.task == "binary":
+        if self.kind.task in ("binary", "multilabel"):
             output = output.reshape(target.shape) if output.numel() == target.numel() else output
             probs = torch.sigmoid(output) if self.kind.logits else output
-            return probs, target.long()
+            return probs, target.round().long() if target.is_floating_point() else target.long()
         if self.kind.task == "multiclass":
+            if target.is_floating_point() and target.ndim == output.ndim:  # soft / one-hot targets
+                target = target.argmax(dim=1)
             return torch.softmax(output, dim=1), target
         if output.shape != target.shape and output.numel() == target.numel():
             output = output.reshape(target.shape)
         return output, target
 
-    def update(self, output: torch.Tensor, target: torch.Tensor) -> None:
+    def update(self, output, target: torch.Tensor) -> None:
         if not self.metrics:
             return
-        preds, target = self.prepare(output.detach().float(), target)
+        preds, target = self.prepare(select(output, self.output_key).detach().float(), target)
         labels = None
         if self._needs_labels:
             labels = (preds >= 0.5).long() if self.kind.task == "binary" else preds.argmax(dim=1)

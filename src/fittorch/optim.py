@@ -1,4 +1,4 @@
-"""Optimizers by name (and, later, LR schedulers)."""
+"""Optimizers by name; one, or several by name (``optimizer={"generator": ..., "discriminator": ...}``)."""
 
 from __future__ import annotations
 
@@ -33,10 +33,71 @@ def _fast_impl_kwargs(cls, params, device: torch.device) -> dict:
     return {}
 
 
-def build_optimizer(optimizer, model: nn.Module, lr: float | None, kwargs: dict | None, device: torch.device):
-    """Resolve ``optimizer`` (a name, an instance, or a factory ``params -> optimizer``)."""
+def build_optimizers(optimizer, model: nn.Module, lr: float | None, kwargs: dict | None,
+                     device: torch.device) -> dict:
+    """``{name: optimizer}``: ``{"default": ...}`` for one optimizer, or one per key of a dict.
+
+    A dict maps names to optimizer instances, or to specs ``{"optimizer": "adam", "params":
+    "generator", "lr": 2e-4, ...}`` where ``params`` names a submodule of the model (its
+    trainable parameters) or is an iterable of parameters. No parameter may be in two.
+    """
+    if not isinstance(optimizer, dict):
+        return {"default": build_optimizer(optimizer, model, lr, kwargs, device)}
+    if not optimizer:
+        raise ConfigError("optimizer={} names no optimizer; pass e.g. {'generator': ..., 'discriminator': ...}.")
+    built = {}
+    for name, spec in optimizer.items():
+        if not isinstance(name, str) or not name.isidentifier():
+            raise ConfigError(f"optimizer names must be identifiers such as 'generator'; got {name!r}.")
+        if isinstance(spec, torch.optim.Optimizer):
+            built[name] = spec
+            continue
+        if not isinstance(spec, dict) or "params" not in spec:
+            raise ConfigError(
+                f"optimizer[{name!r}] is a {type(spec).__name__}; expected an optimizer instance or a spec "
+                "{'optimizer': 'adam', 'params': '<submodule name>', 'lr': ...} naming the parameters it updates."
+            )
+        spec = dict(spec)
+        params = _params_of(spec.pop("params"), model, name)
+        kind = spec.pop("optimizer", "adam")
+        spec_lr = spec.pop("lr", lr)
+        built[name] = build_optimizer(kind, params, spec_lr, {**(kwargs or {}), **spec}, device)
+    _check_disjoint(built, model)
+    return built
+
+
+def _params_of(params, model: nn.Module, name: str) -> list:
+    if isinstance(params, str):
+        names = [n for n, _ in model.named_modules() if n]
+        if params not in names:
+            from .errors import did_you_mean
+
+            raise ConfigError(f"optimizer[{name!r}] params={params!r}: the model has no submodule of that name."
+                              f"{did_you_mean(params, names)} Submodules: {', '.join(names[:12])}.")
+        return [p for p in model.get_submodule(params).parameters() if p.requires_grad]
+    return list(params)
+
+
+def _check_disjoint(optimizers: dict, model: nn.Module) -> None:
+    owner: dict[int, str] = {}
+    names = {id(p): n for n, p in model.named_parameters()}
+    for key, opt in optimizers.items():
+        for g in opt.param_groups:
+            for p in g["params"]:
+                if id(p) in owner and owner[id(p)] != key:
+                    raise ConfigError(
+                        f"Parameter {names.get(id(p), '?')} is in both optimizer {owner[id(p)]!r} and {key!r}; "
+                        "each parameter may be updated by one optimizer only. Give them disjoint submodules."
+                    )
+                owner[id(p)] = key
+
+
+def build_optimizer(optimizer, model, lr: float | None, kwargs: dict | None, device: torch.device):
+    """Resolve ``optimizer`` (a name, an instance, or a factory ``params -> optimizer``) for
+    ``model``'s trainable parameters (or a list of parameters)."""
     kwargs = dict(kwargs or {})
-    params = [p for p in model.parameters() if p.requires_grad]
+    params = ([p for p in model.parameters() if p.requires_grad] if isinstance(model, nn.Module)
+              else list(model))
     if isinstance(optimizer, torch.optim.Optimizer):
         if lr is not None and kwargs:
             raise ConfigError("Pass lr/optimizer kwargs only with an optimizer name, not with an instance.")
@@ -75,5 +136,6 @@ def build_optimizer(optimizer, model: nn.Module, lr: float | None, kwargs: dict 
         return opt
     raise ConfigError(
         f"optimizer={optimizer!r} is a {type(optimizer).__name__}; expected a name such as 'adam', "
-        "a torch.optim.Optimizer instance, or a factory(params) -> optimizer."
+        "a torch.optim.Optimizer instance, a factory(params) -> optimizer, or a dict of them by name "
+        "(several optimizers, used from a custom Step)."
     )

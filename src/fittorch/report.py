@@ -204,7 +204,7 @@ def confusion_matrix_on(trainer, data, *, batch_size: int = 1024):
 
     from .data import InMemoryData, make_source
     from .losses import target_dtype
-    from .step import forward
+    from .outputs import select
 
     kind = trainer.output_kind
     src = make_source(data, target_dtype=target_dtype(trainer.loss_info), role="validation")
@@ -212,14 +212,13 @@ def confusion_matrix_on(trainer, data, *, batch_size: int = 1024):
         src = src.to(trainer.device)
     n = 2 if kind.task == "binary" else kind.num_classes
     matrix = torch.zeros(n * n, dtype=torch.long, device=trainer.device)
-    model = trainer.parts.model
+    model = trainer.step.model
     was_training = model.training
     model.eval()
     try:
         with torch.no_grad():
             for inputs, target in src.batches(batch_size, None, **trainer.batch_kwargs(src)):
-                with trainer.parts.autocast():
-                    out = forward(trainer.parts, inputs).float()
+                out = select(trainer.step.predict_step((inputs, None)), trainer.output_key).float()
                 if kind.task == "binary":
                     p = out.reshape(-1)
                     pred = ((torch.sigmoid(p) if kind.logits else p) >= 0.5).long()

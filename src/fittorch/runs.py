@@ -26,10 +26,7 @@ from pathlib import Path
 from ._version import __version__
 from .errors import CheckpointError, ConfigError
 
-try:  # the checkpoint module defines the exit code of an interrupted-but-resumable run
-    from .signals import EXIT_INTERRUPTED
-except ImportError:  # pragma: no cover - builds without fittorch.signals
-    EXIT_INTERRUPTED = 75  # EX_TEMPFAIL: "try again later" -- i.e. `fittorch resume RUN_DIR`
+from .signals import EXIT_INTERRUPTED  # the exit code of an interrupted-but-resumable run
 
 RUN_FILES = ("config.yaml", "run.json", "metrics.csv", "model.safetensors", "model.json")
 
@@ -219,17 +216,11 @@ def summary_line(run_dir, info: dict) -> str:
 
 def write_artifacts(trainer, run_dir: Path, cfg, *, val=None, labels=None, total_seconds=None, log=print) -> None:
     """curves.png (+ report.html, confusion_matrix.png with the report module)."""
+    from .report import write_run_artifacts
+
     try:
-        from .report import write_run_artifacts
-    except ImportError:
-        write_run_artifacts = None
-    try:
-        if write_run_artifacts is not None:
-            write_run_artifacts(trainer, run_dir, val=val, config=cfg.to_dict(), name=run_dir.name,
-                                labels=[str(c) for c in labels] if labels else None, total_seconds=total_seconds)
-        elif len(trainer.history):
-            trainer.history.plot(run_dir / "curves.png", title=run_dir.name,
-                                 best=cfg.monitor if cfg.monitor in trainer.history.columns else None)
+        write_run_artifacts(trainer, run_dir, val=val, config=cfg.to_dict(), name=run_dir.name,
+                            labels=[str(c) for c in labels] if labels else None, total_seconds=total_seconds)
     except Exception as exc:  # noqa: BLE001 - a plot must not turn a finished run into a failure
         log(f"warning: could not write the plots/report ({type(exc).__name__}: {exc}). "
             f"Rebuild them with: fittorch report {run_dir}")
@@ -264,7 +255,7 @@ def load_run(run_dir: str | os.PathLike, *, checkpoint: str | None = None):
         raise CheckpointError(f"{run_dir / 'model.json'} has no 'preprocessing' entry; it was not written by "
                               "`fittorch fit`. Use fittorch.load() for a bare model file.")
     prep = Preprocessing.from_dict(meta["preprocessing"])
-    trainer = build_trainer(cfg, prep, run_dir=None, quiet=True)
+    trainer = build_trainer(cfg, prep, run_dir=None, quiet=True, inference=True)  # no optimizer: no dynamo
     trainer.load(run_dir / "model.safetensors")  # also restores the output kind for metrics
     if prep.classes is not None and getattr(trainer, "classes", None) is not None:
         # model.json names the original labels (for Trainer.load users); the CLI encodes labels
@@ -280,11 +271,8 @@ def load_run(run_dir: str | os.PathLike, *, checkpoint: str | None = None):
 
 def checkpoint_state(run_dir: Path, which: str, monitor: str = "val_loss"):
     """(path, model state dict) of the ``best`` or ``last`` checkpoint in ``run_dir/checkpoints``."""
-    try:
-        from .checkpoint import best_by, latest, load_checkpoint
-    except ImportError:
-        raise CheckpointError("This fittorch build has no checkpoint module; evaluate the final model "
-                              "(leave out --checkpoint).") from None
+    from .checkpoint import best_by, latest, load_checkpoint
+
     ckpt = Path(run_dir) / "checkpoints"
     path = None
     if ckpt.is_dir():

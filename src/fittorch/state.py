@@ -23,6 +23,7 @@ class TrainState:
     best_value: float | None = None
     best_epoch: int | None = None
     history: History = field(default_factory=History)
+    step_validations: list = field(default_factory=list)  # fit(val_every_steps=N): one dict per validation
 
     def state_dict(self) -> dict:
         d = asdict(self)

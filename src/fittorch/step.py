@@ -1,112 +1,246 @@
-"""One training step, readable top to bottom.
+"""One training step, as a replaceable object: :class:`Step`.
 
-Everything the step needs is in :class:`StepParts`, resolved once per fit, so the hot
-path has no lookups, no branches on strings and no host syncs.
+The Trainer builds the step's parts once per fit (model, loss, optimizers, autocast,
+scaler, hooks, DDP) and calls :meth:`Step.bind`; the loop then calls only
+``step.train_step(batch, window)`` and ``step.eval_step(batch)``. Customize at three levels:
+
+- ``compute_loss(batch, output)``: the loss from the batch and the model's output;
+- ``forward(batch)``: which parts of the batch go to the model;
+- ``train_step(batch, window)``: the whole step (e.g. a GAN with two optimizers), using the
+  helpers :meth:`Step.backward` and :meth:`Step.optimizer_step`, which keep AMP loss scaling,
+  the ``on_after_backward`` hooks (clipping) and the non-finite guard per optimizer.
+
+A batch is ``(inputs, target)``: ``inputs`` a tuple (``model(*inputs)``) or a dict
+(``model(**inputs)``), ``target`` a tensor or None. The default step's hot path has no
+lookups, no branches on strings and no host syncs.
 """
 
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import torch
-from torch import nn
+
+from .errors import ConfigError
+from .outputs import model_loss, select
 
 
-@dataclass
-class StepParts:
-    model: nn.Module
-    loss_fn: object
-    optimizer: torch.optim.Optimizer
-    autocast: object = field(default_factory=contextlib.nullcontext)  # a context-manager factory
-    scaler: torch.amp.GradScaler | None = None  # fp16 on CUDA only
-    kwargs_input: bool = False  # model(**inputs) instead of model(*inputs)
-    after_backward: tuple = ()  # callbacks overriding on_after_backward
-    no_sync: object = None  # DDP's model.no_sync, for accumulation micro-steps
-    skip_step: object = None  # nonfinite="skip": callable(loss) -> True to skip this update (syncs)
-    graphed: object = None  # accel.CudaGraphStep when cuda_graphs=True
+class Window(NamedTuple):
+    """Where a batch sits in a gradient-accumulation window.
+
+    ``first``: clear the gradients before backward; ``last``: step the optimizer after it;
+    ``scale``: the batch's share of the window's loss (1.0 without accumulation).
+    """
+
+    first: bool = True
+    last: bool = True
+    scale: float = 1.0
 
 
+WHOLE = Window()  # one batch, one optimizer step
 _NO_CONTEXT = contextlib.nullcontext()  # reusable: entering it does nothing
-
-
-def forward(parts: StepParts, inputs):
-    return parts.model(**inputs) if parts.kwargs_input else parts.model(*inputs)
-
-
 _STOCK_ZERO_GRAD = torch.optim.Optimizer.zero_grad
 
 
-def zero_grad(parts: StepParts) -> None:
-    """``optimizer.zero_grad(set_to_none=True)``, without its per-call profiler bookkeeping.
+class Step:
+    """The default step: forward, loss, zero_grad, backward, optimizer step.
 
-    For torch's own optimizers this is exactly what their ``zero_grad`` does (every parameter
-    of every group gets ``grad = None``) at a tenth of the Python cost; an optimizer with its own
-    ``zero_grad`` gets that called instead.
+    Subclass it and override what you need; pass an instance as ``Trainer(..., step=MyStep())``.
+    After :meth:`bind` these attributes are set: ``model`` (DDP-wrapped when distributed),
+    ``loss_fn`` (None when the model computes its own loss), ``optimizers`` (name -> optimizer),
+    ``optimizer`` (the first one), ``autocast`` (a context-manager factory), ``scaler``,
+    ``output_key`` and ``label_key`` (see :mod:`fittorch.outputs`).
     """
-    if type(parts.optimizer).zero_grad is not _STOCK_ZERO_GRAD:
-        parts.optimizer.zero_grad(set_to_none=True)
-        return
-    for group in parts.optimizer.param_groups:
-        for p in group["params"]:
-            p.grad = None
 
+    # -- set by bind() ------------------------------------------------------------------
+    model = None
+    loss_fn = None
+    optimizers: dict = {}
+    optimizer = None
+    autocast = contextlib.nullcontext
+    scaler = None
+    kwargs_input = False
+    label_key = None  # model(**inputs, <label_key>=target): a model that computes its own loss
+    output_key = None  # which tensor of a structured output metrics/predict use
+    structured_loss = False  # a custom loss callable gets the output as the model returned it
+    after_backward: tuple = ()
+    no_sync = None
+    skip_step = None
+    graphed = None
+    host = None  # what hooks receive (the Trainer)
+    last_output = None  # the newest training step's output (for batch-end hooks)
 
-def train_step(parts: StepParts, trainer, inputs, target, *, first: bool = True, last: bool = True,
-               scale: float = 1.0) -> torch.Tensor:
-    """Forward, loss, zero_grad, backward, optimizer step. Returns the detached loss.
+    def bind(self, *, model, loss_fn, optimizers: dict, autocast=contextlib.nullcontext, scaler=None,
+             kwargs_input: bool = False, label_key: str | None = None, output_key=None,
+             structured_loss: bool = False, after_backward: tuple = (), no_sync=None, skip_step=None,
+             graphed=None, host=None) -> Step:
+        """Give the step every part it needs (called by the Trainer once per fit)."""
+        self.model, self.loss_fn = model, loss_fn
+        self.optimizers = dict(optimizers)
+        self.optimizer = next(iter(self.optimizers.values()), None)
+        self._params = {name: [p for g in opt.param_groups for p in g["params"]]
+                        for name, opt in self.optimizers.items()}
+        self.autocast, self.scaler = autocast, scaler
+        self.kwargs_input, self.label_key, self.output_key = kwargs_input, label_key, output_key
+        self.structured_loss = structured_loss
+        self.after_backward, self.no_sync, self.skip_step = tuple(after_backward), no_sync, skip_step
+        self.graphed, self.host = graphed, host
+        self.stepping = self.optimizer  # the optimizer whose step is being prepared (clipping reads it)
+        return self
 
-    With gradient accumulation a window of micro-batches shares one optimizer step:
-    ``first`` marks the micro-batch that clears the gradients, ``last`` the one that
-    steps, and ``scale`` (micro-batch size / window size) makes the summed gradients
-    equal those of one big batch.
-    """
-    # 0. Opt-in cuda_graphs=True: replay the captured whole step (None: this batch runs eagerly).
-    if parts.graphed is not None:
-        loss = parts.graphed.step(parts, trainer, inputs, target)
-        if loss is not None:
-            return loss
+    # -- level (b): what goes to the model ---------------------------------------------------
+    def forward(self, batch):
+        inputs, target = batch
+        if self.label_key is not None and target is not None:
+            return self.model(**inputs, **{self.label_key: target})
+        return self.model(**inputs) if self.kwargs_input else self.model(*inputs)
 
-    # Under DDP, micro-steps that don't step skip the gradient all-reduce. no_sync must
-    # cover the forward as well as the backward, or DDP still syncs.
-    with (parts.no_sync() if (parts.no_sync is not None and not last) else _NO_CONTEXT):
-        # 1. Forward pass and loss (under autocast when mixed precision is on).
-        with parts.autocast():
-            output = forward(parts, inputs)
-            loss = parts.loss_fn(output, target)
+    # -- level (a): the loss --------------------------------------------------------------
+    def compute_loss(self, batch, output):
+        if self.loss_fn is None:
+            return model_loss(output)
+        if self.structured_loss:
+            return self.loss_fn(output, batch[1])
+        return self.loss_fn(select(output, self.output_key), batch[1])
 
-        # 2. Clear the old gradients: backward() adds into .grad, it does not overwrite.
-        #    set_to_none frees them instead of writing zeros, which is faster.
-        if first:
-            zero_grad(parts)
+    # -- level (c): the whole step ----------------------------------------------------------
+    def train_step(self, batch, window: Window = WHOLE) -> torch.Tensor:
+        """Forward, loss, zero_grad, backward, optimizer step. Returns the detached loss.
 
-        # 3. Backward: autograd fills p.grad for every parameter.
-        scaled = loss * scale if scale != 1.0 else loss
-        if parts.scaler is not None:
-            scaled = parts.scaler.scale(scaled)
-        scaled.backward()
+        With gradient accumulation a window of micro-batches shares one optimizer step
+        (see :class:`Window`), so the summed gradients equal those of one big batch.
+        """
+        # 0. Opt-in cuda_graphs=True: replay the captured whole step (None: this batch runs eagerly).
+        if self.graphed is not None:
+            loss = self.graphed.step(self, batch)
+            if loss is not None:
+                return loss
 
-    # 4. Update the weights once per window.
-    if last:
-        if parts.scaler is not None:
-            parts.scaler.unscale_(parts.optimizer)  # so clipping sees the true gradients
-        for cb in parts.after_backward:
-            cb.on_after_backward(trainer)
-        if parts.skip_step is not None and parts.skip_step(loss):  # opt-in: weights stay bitwise unchanged
-            if parts.scaler is not None:
-                parts.scaler.update()
-        elif parts.scaler is not None:
-            parts.scaler.step(parts.optimizer)
-            parts.scaler.update()
+        # Under DDP, micro-steps that don't step skip the gradient all-reduce. no_sync must
+        # cover the forward as well as the backward, or DDP still syncs.
+        with (self.no_sync() if (self.no_sync is not None and not window.last) else _NO_CONTEXT):
+            # 1. Forward pass and loss (under autocast when mixed precision is on).
+            with self.autocast():
+                output = self.forward(batch)
+                loss = self.compute_loss(batch, output)
+            self.last_output = output
+
+            # 2. Clear the old gradients: backward() adds into .grad, it does not overwrite.
+            if window.first:
+                self.zero_grad()
+
+            # 3. Backward: autograd fills p.grad for every parameter.
+            self.backward(loss * window.scale if window.scale != 1.0 else loss)
+
+        # 4. Update the weights once per window.
+        if window.last:
+            self.optimizer_step(loss=loss)
+        return loss.detach()
+
+    @torch.no_grad()
+    def eval_step(self, batch):
+        """``(output, loss)`` without building a graph; loss is None without a target."""
+        with self.autocast():
+            output = self.forward(batch)
+            loss = self.compute_loss(batch, output) if batch[1] is not None else None
+        return output, loss
+
+    @torch.no_grad()
+    def predict_step(self, batch):
+        """The model's output for a batch of inputs (as it returned it)."""
+        with self.autocast():
+            return self.forward(batch)
+
+    # -- helpers for a custom train_step ------------------------------------------------------
+    def zero_grad(self, name: str | None = None) -> None:
+        """``optimizer.zero_grad(set_to_none=True)`` for one optimizer (``name``) or all of them.
+
+        For torch's own optimizers this sets every ``grad`` to None directly, at a tenth of the
+        Python cost; an optimizer with its own ``zero_grad`` gets that called instead.
+        """
+        for key, opt in (self.optimizers.items() if name is None else ((name, self.named(name)),)):
+            if type(opt).zero_grad is not _STOCK_ZERO_GRAD:
+                opt.zero_grad(set_to_none=True)
+                continue
+            for p in self._params[key]:
+                p.grad = None
+
+    def backward(self, loss: torch.Tensor) -> None:
+        """``loss.backward()``, scaled by the fp16 loss scaler when there is one."""
+        (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
+
+    def optimizer_step(self, name: str | None = None, *, loss: torch.Tensor | None = None) -> bool:
+        """Step one optimizer (``name``; default the first), keeping every guarantee.
+
+        Unscales fp16 gradients, runs the ``on_after_backward`` hooks (clipping) for this
+        optimizer's parameters, asks the non-finite guard (``nonfinite="skip"``), then steps.
+        Returns False when the guard skipped the step (weights and state bitwise unchanged).
+        """
+        opt = self.optimizer if name is None else self.named(name)
+        self.stepping = opt
+        if self.scaler is not None:
+            self.scaler.unscale_(opt)  # so clipping sees the true gradients
+        for cb in self.after_backward:
+            cb.on_after_backward(self.host)
+        if self.skip_step is not None and self.skip_step(loss, opt):  # opt-in: one host sync
+            if self.scaler is not None:
+                self.scaler.update()
+            return False
+        if self.scaler is not None:
+            self.scaler.step(opt)
+            self.scaler.update()
         else:
-            parts.optimizer.step()
-    return loss.detach()
+            opt.step()
+        return True
+
+    def named(self, name: str):
+        """The optimizer called ``name`` (a key of ``Trainer(optimizer={...})``)."""
+        opt = self.optimizers.get(name)
+        if opt is None:
+            from .errors import did_you_mean
+
+            raise ConfigError(f"{type(self).__name__} asked for optimizer {name!r}, but the trainer has "
+                              f"{list(self.optimizers)}.{did_you_mean(str(name), self.optimizers)} Name the "
+                              "optimizers with Trainer(optimizer={'name': ..., ...}).")
+        return opt
+
+    def params_of(self, optimizer) -> list:
+        """The parameters an optimizer updates."""
+        return [p for g in optimizer.param_groups for p in g["params"]]
+
+    def lrs(self) -> dict:
+        """The history's learning-rate columns: ``lr`` (first optimizer), ``lr_<name>`` for more."""
+        if len(self.optimizers) <= 1:
+            return {"lr": self.optimizer.param_groups[0]["lr"]} if self.optimizer is not None else {}
+        row = {"lr": self.optimizer.param_groups[0]["lr"]}
+        row.update({f"lr_{k}": o.param_groups[0]["lr"] for k, o in self.optimizers.items()})
+        return row
+
+    def eval_view(self, model) -> Step:
+        """A shallow copy that runs ``model`` (DDP's bare module) and never syncs."""
+        import copy
+
+        view = copy.copy(self)
+        view.model, view.no_sync = model, None
+        return view
 
 
-@torch.no_grad()
-def eval_step(parts: StepParts, inputs, target):
-    """Forward (and loss when there is a target), without building a graph."""
-    with parts.autocast():
-        output = forward(parts, inputs)
-        loss = parts.loss_fn(output, target) if target is not None else None
-    return output, loss
+def check_step(step) -> None:
+    """A custom step is a fittorch.Step whose train_step takes (batch, window)."""
+    if step is None:
+        return
+    import inspect
+
+    if not isinstance(step, Step):
+        hint = " Did you pass the class? Pass an instance: step=MyStep()." if isinstance(step, type) else ""
+        raise ConfigError(f"step={step!r} is a {type(step).__name__}; expected an instance of a fittorch.Step "
+                          f"subclass.{hint}")
+    params = [p for p in inspect.signature(step.train_step).parameters.values()
+              if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL)]
+    if len(params) < 2 and not any(p.kind is p.VAR_POSITIONAL for p in params):
+        raise ConfigError(
+            f"{type(step).__name__}.train_step takes {len(params)} argument(s) besides self; the loop calls "
+            "train_step(batch, window) (window: the gradient-accumulation position, a fittorch.step.Window). "
+            "Define it as: def train_step(self, batch, window): ..."
+        )

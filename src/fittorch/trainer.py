@@ -13,21 +13,25 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from . import validation
+from . import dry_run, validation
 from .callbacks.base import Callback, overrides
 from .data import InMemoryData, first_tensor, make_source, prepare_fit
+from .data.checks import check_num_workers
 from .device import auto_num_threads, resolve_device
 from . import distributed
 from .errors import ConfigError, NotFittedError
 from .history import History
 from .losses import resolve_loss, target_dtype
 from .loop import evaluate_source, fit_loop
-from .metrics import MetricSet, OutputKind
-from .optim import build_optimizer
+from .loop import LoopContext
+from .metrics import MetricSet
+from .optim import build_optimizers
+from .outputs import check_output_key, concat, label_key_for, select, to_cpu_structure
 from .seeding import seed_everything
 from .signals import StopOnSignal
 from .state import TrainState
-from .step import StepParts, forward
+from .step import Step, check_step
+from .task import OutputKind, check_task, infer_kind, metric_defaults, require_classification
 
 
 class Trainer:
@@ -41,9 +45,14 @@ class Trainer:
     Args:
         model: the ``nn.Module`` to train. It is moved to ``device``.
         loss: a name (``cross_entropy``, ``nll``, ``bce``, ``bce_with_logits``, ``mse``, ``l1``,
-            ``smooth_l1``, ``huber``), a torch loss module, or any ``callable(output, target)``.
+            ``smooth_l1``, ``huber``), a torch loss module, any ``callable(output, target)`` (it gets
+            the output as the model returned it: tensor, tuple, dict, dataclass), or ``None`` when
+            the model computes its own loss (``output["loss"]``; the target is passed to ``forward``
+            as ``labels=`` when it accepts it). See docs/custom-training.md.
         optimizer: a name (``sgd``, ``adam``, ``adamw``, ``rmsprop``, ``adagrad``), an optimizer
-            instance, or a factory ``params -> optimizer``.
+            instance, a factory ``params -> optimizer``, a dict of them by name for a custom
+            step (``{"generator": ..., "discriminator": ...}``; see :func:`fittorch.optim.build_optimizers`),
+            or ``None`` for a trainer that only evaluates and predicts.
         lr: learning rate for a named optimizer (torch's default if omitted; 0.01 for sgd).
         optimizer_kwargs: extra arguments for a named optimizer, e.g. ``{"weight_decay": 1e-4}``.
         metrics: names (``accuracy``, ``mse``, ``mae``, ``r2``) or torchmetrics objects;
@@ -71,6 +80,11 @@ class Trainer:
             backward with ``torch.compile``; falls back to eager with a warning where unsupported.
         cuda_graphs: on CUDA, capture the whole train step of full-size batches in a CUDA graph and
             replay it (fp32, no accumulation); falls back to eager with a warning elsewhere.
+        task: ``"binary"``, ``"multiclass"``, ``"multilabel"`` or ``"regression"``; inferred from the
+            loss and a dry forward when omitted (see :mod:`fittorch.task`).
+        step: a :class:`fittorch.Step` (subclass) instance: what one training step does.
+        output_key: which tensor of a structured output metrics and ``predict`` use (default: a
+            dict's ``"logits"``, a tuple's first element; see :mod:`fittorch.outputs`).
     """
 
     def __init__(self, model: nn.Module, loss="cross_entropy", optimizer="adam", lr: float | None = None, *,
@@ -79,9 +93,13 @@ class Trainer:
                  nonfinite: str = "stop", num_threads: int | str | None = "auto", progress: bool = True,
                  log_every: int = 10, checkpoint_dir: str | os.PathLike | None = None,
                  checkpoint_every_steps: int = 0, keep_last: int = 2, monitor: str | None = None,
-                 compile: bool | dict = False, cuda_graphs: bool = False):
+                 compile: bool | dict = False, cuda_graphs: bool = False, task: str | None = None,
+                 step: Step | None = None, output_key: str | int | None = None):
         validation.check_model(model)
         validation.check_trainer_args(precision=precision, accumulate_steps=accumulate_steps, nonfinite=nonfinite)
+        check_task(task)
+        check_output_key(output_key)
+        check_step(step)
         self.dist = distributed.setup(resolve_device(device))  # torchrun's env: process group, rank's device
         self.device = self.dist.device
         if precision == "fp16" and self.device.type != "cuda":
@@ -90,7 +108,12 @@ class Trainer:
         self.loss_fn, self.loss_info = resolve_loss(loss)
         if isinstance(self.loss_fn, nn.Module):
             self.loss_fn = self.loss_fn.to(self.device)
-        self.optimizer = build_optimizer(optimizer, self.model, lr, optimizer_kwargs, self.device)
+        # optimizer=None: an inference-only trainer (evaluate, predict). Building a torch optimizer
+        # imports torch._dynamo (about 1 s in a fresh process), which inference never needs.
+        self.optimizers = {} if optimizer is None else build_optimizers(optimizer, self.model, lr,
+                                                                        optimizer_kwargs, self.device)
+        self.optimizer = next(iter(self.optimizers.values()), None)  # the first (usually the only one)
+        self.task, self.output_key = task, output_key
         self.metric_specs = metrics
         self.seed = int(seed)
         self.precision = precision
@@ -107,7 +130,7 @@ class Trainer:
 
             self.callbacks.append(ProgressBar(log_every=log_every))
         self.state = TrainState()
-        self.epoch_losses: list[torch.Tensor] = []  # this epoch's batch losses, on the device
+        self.epoch_losses: list[torch.Tensor] = []  # this epoch's batch losses, on the device (one list object)
         self.metric_set = MetricSet({}, OutputKind("regression"))
         self.output_kind: OutputKind | None = None
         self.n_features_in: int | None = None
@@ -118,12 +141,15 @@ class Trainer:
         self.checkpoint_path = None  # the newest checkpoint written or resumed from
         self.stop_signal: int | None = None  # set by fittorch.signals when SIGTERM/SIGINT stopped fit
         self._add_checkpointing(checkpoint_dir, checkpoint_every_steps, keep_last, monitor)
-        self.parts = StepParts(model=self.model, loss_fn=self.loss_fn, optimizer=self.optimizer,
-                               autocast=self._autocast_factory(), scaler=self._make_scaler())
+        self.scaler = self._make_scaler()
+        self._step_model, self._graphed, self._ddp = self.model, None, None
         if compile or cuda_graphs:  # opt-in accelerations; each warns and falls back where it can't apply
-            from .accel import apply
+            from .accel import accelerate
 
-            apply(self, compile=compile, cuda_graphs=cuda_graphs)
+            self._step_model, self._graphed = accelerate(self, compile=compile, cuda_graphs=cuda_graphs)
+        self.step = step if step is not None else Step()
+        self._val_batch_size = None
+        self._bind_step(kwargs_input=False)
 
     # -- public API -------------------------------------------------------------------
     @property
@@ -131,19 +157,27 @@ class Trainer:
         return self.state.history
 
     def fit(self, train, val=None, *, epochs: int = 10, batch_size: int = 32, shuffle: bool = True,
-            drop_last: bool = False, val_batch_size: int | None = None, resume=None, num_workers: int = 0) -> History:
+            drop_last: bool = False, val_batch_size: int | None = None, resume=None, num_workers: int = 0,
+            collate_fn=None, val_every_steps: int = 0) -> History:
         """Train for ``epochs`` more epochs (with ``resume``: up to ``epochs`` in total).
 
         ``train`` is an ``(X, y)`` pair, a Dataset, a DataLoader or ``fittorch.data.stream_file(...)``;
         ``val`` likewise, None, or a fraction such as ``0.2`` held out from ``train`` (seeded,
         stratified for classification). Text or non-contiguous class labels are encoded to
         0..C-1; ``trainer.classes`` keeps the originals. ``num_workers``: DataLoader worker
-        processes for a Dataset. Validation runs after every epoch, in eval mode, without gradients.
+        processes for a Dataset. ``collate_fn``: how a Dataset's items become a batch (e.g. padding
+        variable-length sequences); a mid-epoch resume stays exact. Validation runs after every
+        epoch, in eval mode, without gradients, and also every ``val_every_steps`` optimizer steps
+        when set (those results go to ``trainer.state.step_validations``).
         """
-        validation.check_num_workers(num_workers)
+        check_num_workers(num_workers)
+        validation.check_val_every_steps(val_every_steps)
+        if self.optimizer is None:
+            raise ConfigError("This Trainer was built with optimizer=None, for evaluate/predict only, so it "
+                              "cannot fit. Pass an optimizer, e.g. Trainer(model, optimizer='adam').")
         keep = self.classes if self.state.status != "created" else None
         fd = prepare_fit(train, val, loss_info=self.loss_info, seed=self.seed, classes=keep,
-                         num_workers=num_workers, device=self.device)
+                         num_workers=num_workers, device=self.device, task=self.task, collate_fn=collate_fn)
         train_src, val_src = fd.train, fd.val
         if self.state.status != "created" and self.feature_names is not None:
             validation.check_features(train_src, None, self.feature_names, "fit")
@@ -174,8 +208,9 @@ class Trainer:
                     seed_everything(self.dist.rank_seed(self.seed))
                 self.state.max_epochs = self.state.epoch + epochs
             try:
+                ctx = self._loop_context(batch_size, val_every_steps)
                 with StopOnSignal(self, enabled=self.checkpoint_dir is not None):
-                    fit_loop(self, train_src, val_src, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last)
+                    fit_loop(ctx, train_src, val_src, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last)
             except Exception as exc:
                 self.dist.record_error(exc)  # under torchrun: the job summary names this rank's error
                 raise
@@ -196,19 +231,24 @@ class Trainer:
         if isinstance(src, InMemoryData):
             src = src.to(self.device)
         with self._threads():
-            return evaluate_source(self, src, batch_size=batch_size)
+            return evaluate_source(self._loop_context(batch_size), src, batch_size=batch_size)
 
     @torch.no_grad()
-    def predict(self, X, *, batch_size: int = 1024, labels: bool = False):
-        """The model's raw outputs for ``X`` (eval mode, no grad), as a CPU tensor.
+    def predict(self, X, *, batch_size: int = 1024, labels: bool = False, structure: bool = False):
+        """The model's outputs for ``X`` (eval mode, no grad), as a CPU tensor.
 
-        With ``labels=True``, the predicted class labels instead, as a numpy array of the
-        original labels (``"cat"``/``"dog"``, ``3``/``7``/``9``, ...).
+        For a structured output (tuple, dict, dataclass) this is the tensor the ``output_key``
+        rule selects; ``structure=True`` returns the whole structure instead (tensors on the CPU).
+        With ``labels=True``, the predicted class labels: a numpy array of the original labels
+        (``"cat"``/``"dog"``, ``3``/``7``/``9``, ...), or for a multilabel task ``[N, C]`` 0/1
+        indicators.
         """
         self._check_fitted("predict")
-        if labels and (self.output_kind is None or self.output_kind.task == "regression"):
-            raise ConfigError("predict(labels=True) needs a classification model (cross_entropy, nll, bce); "
-                              "this one is a regression model. Call predict(X) for its outputs.")
+        if labels and structure:
+            raise ConfigError("predict(labels=True, structure=True): choose one; labels come from the "
+                              "selected output tensor, structure returns every output.")
+        if labels:
+            require_classification(self.output_kind, "predict(labels=True)")
         src = make_source(X, role="predict", require_target=False, device=self.device)
         validation.check_source(src, "predict")
         self._check_features(src, "predict")
@@ -216,15 +256,18 @@ class Trainer:
             src = src.to(self.device)
         was_training = self.model.training
         self.model.eval()
-        parts = self.dist.eval_parts(self.parts, sync_buffers=False)  # no collective: one rank alone may predict
+        # The bare module, no collective: one rank alone may predict.
+        view = self.step.eval_view(self.dist.eval_model(self.step.model, sync_buffers=False))
         outputs = []
         try:
             with self._threads():
                 for inputs, _ in src.batches(batch_size, None, **self.batch_kwargs(src)):
-                    with self.parts.autocast():
-                        outputs.append(forward(parts, inputs).float())
+                    out = view.predict_step((inputs, None))
+                    outputs.append(to_cpu_structure(out) if structure else select(out, self.output_key).float())
         finally:
             self.model.train(was_training)
+        if structure:
+            return concat(outputs)
         output = torch.cat(outputs).cpu()
         if labels:
             from .data.labels import decode, predicted_indices
@@ -243,10 +286,22 @@ class Trainer:
             return _paths(path)[0]
 
         meta = {"loss": getattr(self.loss_info, "name", None), "n_features_in": self.n_features_in,
+                "task": self.output_kind.task if self.output_kind else self.task,
                 "output_kind": vars(self.output_kind) if self.output_kind else None,
                 "classes": self.classes, "feature_names": self.feature_names}
         meta.update(metadata or {})
         return save_model(self.model, path, metadata=meta)
+
+    def export(self, path: str | os.PathLike, *, format: str = "onnx", example=None, preprocessing=None,
+               tolerance: float = 1e-4):
+        """Write the model as ``.onnx`` or ``.pt2``, checked against :meth:`predict` on ``example``'s rows.
+
+        See :func:`fittorch.export.export_trainer` and docs/export.md.
+        """
+        from .export import export_trainer
+
+        return export_trainer(self, path, format=format, example=example, preprocessing=preprocessing,
+                              tolerance=tolerance)
 
     def load(self, path: str | os.PathLike) -> Trainer:
         """Load weights saved by :meth:`save` into this trainer's model."""
@@ -259,7 +314,9 @@ class Trainer:
         self.feature_names = meta.get("feature_names", self.feature_names)
         if meta.get("output_kind"):
             self.output_kind = OutputKind(**meta["output_kind"])
-            self.metric_set = MetricSet.build(self._metric_names(self.output_kind), self.output_kind, self.device)
+            self.task = self.task or self.output_kind.task
+            self.metric_set = MetricSet.build(self._metric_names(self.output_kind), self.output_kind, self.device,
+                                              output_key=self.output_key)
         self.state.status = "loaded"
         return self
 
@@ -288,9 +345,26 @@ class Trainer:
 
         load_run_state(self, state)
 
+    def add_to_history(self, row: dict, **values) -> None:
+        """Add columns to this epoch's ``row`` (in ``on_epoch_end``) and to its copy in the history.
+
+        For a callback that computes a value per epoch (a gradient norm, a custom metric), so the
+        loggers that run after it and ``trainer.history`` both have it.
+        """
+        row.update(values)
+        rows = self.state.history.rows
+        if rows and rows[-1].get("epoch") == row.get("epoch"):
+            rows[-1].update(values)
+
     # -- helpers the loop uses ----------------------------------------------------------
-    def eval_batch_size(self, batch_size: int) -> int:
-        return self._val_batch_size or max(batch_size, 1024)
+    def _loop_context(self, batch_size: int, val_every_steps: int = 0) -> LoopContext:
+        """Everything the loop reads, in one object (the loop never reads the Trainer)."""
+        return LoopContext(step=self.step, state=self.state, callbacks=self.callbacks, dist=self.dist,
+                           metrics=self.metric_set, host=self, epoch_losses=self.epoch_losses, seed=self.seed,
+                           accumulate_steps=self.accumulate_steps, nonfinite=self.nonfinite,
+                           eval_batch_size=self._val_batch_size or max(batch_size, 1024),
+                           val_every_steps=val_every_steps, batch_kwargs=self.batch_kwargs,
+                           failure_hint=self.last_good_checkpoint_hint)
 
     def batch_kwargs(self, source) -> dict:
         return {} if isinstance(source, InMemoryData) else {"device": self.device}
@@ -320,6 +394,8 @@ class Trainer:
         self.checkpoint_dir = None if checkpoint_dir is None else str(checkpoint_dir)
 
     def _check_checkpoint_dir_unused(self) -> None:
+        if self.checkpoint_dir is None:
+            return
         from .checkpoint import latest
         from .errors import CheckpointError
 
@@ -331,28 +407,47 @@ class Trainer:
                 "exists, or use an empty checkpoint_dir."
             )
 
+    def _bind_step(self, *, kwargs_input: bool, wrap: bool = False) -> None:
+        """Give the step all its parts: the one place that sets them (at construction and per fit)."""
+        from .callbacks.guard import NonFiniteGuard
+
+        model = self._step_model
+        if wrap and self.dist.enabled:
+            if self._ddp is None:
+                self._ddp = self.dist.wrap_model(model)  # DDP (once); self.model stays the user's module
+            model = self._ddp
+        guard = next((cb for cb in self.callbacks if isinstance(cb, NonFiniteGuard)), None)
+        self.step.bind(
+            model=model, loss_fn=self.loss_fn, optimizers=self.optimizers, autocast=self._autocast_factory(),
+            scaler=self.scaler, kwargs_input=kwargs_input,
+            label_key=label_key_for(self.model) if self.loss_fn is None else None, output_key=self.output_key,
+            structured_loss=self.loss_fn is not None and self.loss_info is None,
+            after_backward=tuple(cb for cb in self.callbacks if overrides(cb, "on_after_backward")),
+            no_sync=model.no_sync if model is self._ddp and self._ddp is not None else None,
+            skip_step=guard.skip_check if guard is not None and self.nonfinite == "skip" else None,
+            graphed=self._graphed, host=self)
+
     def _prepare(self, train_src, val_src) -> None:
         """Dry-run the model on a sample batch, check shapes/labels, build metrics and hooks."""
-        batch = validation.sample_batch(train_src)
+        self.callbacks.sort(key=lambda cb: getattr(cb, "order", 0))  # stable: equal orders keep the user's order
+        batch = dry_run.sample_batch(train_src)
+        self._bind_step(kwargs_input=batch is not None and isinstance(batch[0], dict))
         if batch is not None:
-            self.parts.kwargs_input = isinstance(batch[0], dict)
-            self.output_kind = validation.dry_forward(self.dist.eval_parts(self.parts), batch, self.loss_info,
-                                                      self.device)
+            self.output_kind = dry_run.dry_forward(self.step, batch, self.loss_info, self.device, self.task)
             self.n_features_in = _n_features(batch[0])
         else:
-            self.output_kind = validation._guess_kind(torch.zeros(1, 2), None, self.loss_info)
+            self.output_kind = infer_kind(torch.zeros(1, 2), None, self.loss_info, self.task)
         validation.check_class_range(train_src, self.output_kind, "training", self.classes)
         if val_src is not None:
             validation.check_class_range(val_src, self.output_kind, "validation", self.classes)
             self._check_features(val_src, "fit (val)")
-        self.metric_set = MetricSet.build(self._metric_names(self.output_kind), self.output_kind, self.device)
-        self.callbacks.sort(key=lambda cb: getattr(cb, "order", 0))  # stable: equal orders keep the user's order
-        self.parts.after_backward = tuple(cb for cb in self.callbacks if overrides(cb, "on_after_backward"))
-        self.dist.wrap_model(self.parts)  # DDP (once) when world_size > 1; self.model stays the user's module
+        self.metric_set = MetricSet.build(self._metric_names(self.output_kind), self.output_kind, self.device,
+                                          output_key=self.output_key)
+        self._bind_step(kwargs_input=self.step.kwargs_input, wrap=True)
 
     def _metric_names(self, kind: OutputKind):
         if self.metric_specs == "auto":
-            return ["accuracy"] if kind.task in ("multiclass", "binary") else ["r2"]
+            return metric_defaults(kind)
         if isinstance(self.metric_specs, str):
             return [self.metric_specs]
         return list(self.metric_specs or [])
@@ -405,10 +500,11 @@ def _n_features(inputs) -> int | None:
 
 
 def fit(model: nn.Module, train, val=None, *, epochs: int = 10, batch_size: int = 32, shuffle: bool = True,
-        drop_last: bool = False, num_workers: int = 0, **trainer_kwargs) -> Trainer:
+        drop_last: bool = False, num_workers: int = 0, collate_fn=None, val_every_steps: int = 0,
+        **trainer_kwargs) -> Trainer:
     """One call: build a :class:`Trainer`, fit it, and return it (``.history``, ``.evaluate``, ``.predict``)."""
     trainer = Trainer(model, **trainer_kwargs)
     trainer.fit(train, val, epochs=epochs, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last,
-                num_workers=num_workers)
+                num_workers=num_workers, collate_fn=collate_fn, val_every_steps=val_every_steps)
     return trainer
 

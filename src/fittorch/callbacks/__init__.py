@@ -3,7 +3,7 @@
 The heavier ones (loggers) import their optional packages only when a fit starts.
 """
 
-from .base import Callback
+from .base import SKIP_BATCH, Callback
 from .checkpoint import ModelCheckpoint
 from .clipping import GradientClipping
 from .early_stopping import EarlyStopping
@@ -13,5 +13,5 @@ from .progress import ProgressBar
 from .schedulers import LRScheduler
 from .time_limit import TimeLimit
 
-__all__ = ["Callback", "ModelCheckpoint", "ProgressBar", "EarlyStopping", "LRScheduler", "GradientClipping", "NonFiniteGuard",
+__all__ = ["Callback", "SKIP_BATCH", "ModelCheckpoint", "ProgressBar", "EarlyStopping", "LRScheduler", "GradientClipping", "NonFiniteGuard",
            "TimeLimit", "CSVLogger", "TensorBoardLogger", "MLflowLogger"]

@@ -1,18 +1,9 @@
 """Helpers shared by the built-in callbacks.
 
-The loop appends a copy of the row to the history before ``on_epoch_end``; a callback
-that adds a value (the gradient norm, the skip count) writes it to both, so loggers
-that run after it (they have a higher ``order``) and the history agree.
+(Adding a column to the epoch's row is public: ``trainer.add_to_history(row, **values)``.)
 """
 
 from __future__ import annotations
-
-
-def add_to_row(trainer, row: dict, **values) -> None:
-    row.update(values)
-    history = trainer.state.history
-    if len(history) and history.rows[-1].get("epoch") == row.get("epoch"):
-        history.rows[-1].update(values)
 
 
 def steps_per_epoch(trainer) -> int | None:

@@ -7,10 +7,12 @@ The loop calls them in this order (see ``fittorch/loop.py``, where every call is
     for each epoch:
         on_epoch_start
         for each batch:
+            on_train_batch_start       # may return a new batch (mixup), or SKIP_BATCH
             [train step: forward, loss, zero_grad, backward]
             on_after_backward          # gradients exist; clip or inspect them here
             [optimizer step]
             on_train_batch_end         # loss is a device tensor: don't .item() it here
+            [validation, every val_every_steps optimizer steps, when set]
         on_validation_end              # only when there is validation data
         on_epoch_end                   # the epoch's row is in trainer.state.history
         (stop if trainer.state.should_stop)
@@ -46,10 +48,15 @@ class Callback:
     def on_epoch_start(self, trainer) -> None:
         pass
 
+    def on_train_batch_start(self, trainer, batch):
+        """Return a replacement batch ``(inputs, target)``, ``SKIP_BATCH`` to skip it, or None."""
+        return None
+
     def on_after_backward(self, trainer) -> None:
         pass
 
-    def on_train_batch_end(self, trainer, loss) -> None:
+    def on_train_batch_end(self, trainer, loss, batch=None, output=None) -> None:
+        """``loss``: the step's detached loss; ``batch``: what was trained on; ``output``: the model's."""
         pass
 
     def on_validation_end(self, trainer, metrics: dict) -> None:
@@ -76,7 +83,36 @@ class Callback:
         pass
 
 
-PER_BATCH_HOOKS = ("on_after_backward", "on_train_batch_end")
+class _Skip:
+    def __repr__(self) -> str:
+        return "SKIP_BATCH"
+
+
+#: Returned by ``on_train_batch_start``: this batch is not trained on (it still counts as
+#: read, so a resume continues after it).
+SKIP_BATCH = _Skip()
+
+
+def batch_end_hooks(callbacks) -> list:
+    """The ``on_train_batch_end`` hooks of this epoch, each callable as ``hook(trainer, loss, batch, output)``.
+
+    A callback written for the older two-argument form ``on_train_batch_end(trainer, loss)``
+    is called with those two only.
+    """
+    import inspect
+
+    hooks = []
+    for cb in callbacks:
+        if not overrides(cb, "on_train_batch_end") or not cb.wants_batch_hooks():
+            continue
+        params = inspect.signature(cb.on_train_batch_end).parameters.values()
+        wide = len(params) >= 4 or any(p.kind is p.VAR_POSITIONAL for p in params)
+        hooks.append(cb.on_train_batch_end if wide else _two_args(cb.on_train_batch_end))
+    return hooks
+
+
+def _two_args(hook):
+    return lambda trainer, loss, batch, output: hook(trainer, loss)
 
 
 def overrides(callback, hook: str) -> bool:

@@ -7,7 +7,6 @@ import math
 import torch
 
 from ..errors import ConfigError
-from ._row import add_to_row
 from .base import Callback
 
 
@@ -37,19 +36,26 @@ class GradientClipping(Callback):
         self.max_norm, self.max_value, self.norm_type = max_norm, max_value, float(norm_type)
         self._params: list[torch.Tensor] = []
         self._norms: list[torch.Tensor] = []
+        self._resumed: list[torch.Tensor] = []
         self.nonfinite_steps: list[tuple[int, int]] = []  # (epoch, batch) of steps with a non-finite norm
 
     def on_fit_start(self, trainer) -> None:
-        self._params = [p for p in trainer.model.parameters() if p.requires_grad]
-        self._norms = []
+        self._params = {}
+        device = trainer.device
+        self._norms = [n.to(device) for n in self._resumed]  # a mid-epoch resume keeps the epoch's norms
+        self._resumed = []
 
     def on_after_backward(self, trainer) -> None:
+        opt = trainer.step.stepping  # the optimizer about to step: with several, each is clipped apart
+        params = self._params.get(id(opt))
+        if params is None:
+            params = self._params[id(opt)] = [p for g in opt.param_groups for p in g["params"]]
         if self.max_norm is not None:
-            norm = torch.nn.utils.clip_grad_norm_(self._params, self.max_norm, self.norm_type, foreach=True)
+            norm = torch.nn.utils.clip_grad_norm_(params, self.max_norm, self.norm_type, foreach=True)
         else:
-            grads = [p.grad for p in self._params if p.grad is not None]
+            grads = [p.grad for p in params if p.grad is not None]
             norm = torch.nn.utils.get_total_norm(grads, self.norm_type, foreach=True)
-            torch.nn.utils.clip_grad_value_(self._params, self.max_value, foreach=True)
+            torch.nn.utils.clip_grad_value_(params, self.max_value, foreach=True)
         self._norms.append(norm.detach())
 
     def read_norms(self) -> list[float]:
@@ -73,5 +79,13 @@ class GradientClipping(Callback):
         finite = [v for v in norms if math.isfinite(v)]
         if len(finite) < len(norms):
             self.nonfinite_steps.append((int(row["epoch"]), len(norms) - len(finite)))
-        add_to_row(trainer, row, grad_norm=sum(finite) / len(finite) if finite else float("nan"),
+        trainer.add_to_history(row, grad_norm=sum(finite) / len(finite) if finite else float("nan"),
                    grad_norm_max=max(finite) if finite else float("nan"))
+
+    def state_dict(self) -> dict:
+        """The current epoch's per-step norms, so a mid-epoch resume logs the same grad_norm."""
+        return {"norms": torch.stack(self._norms).detach().cpu()} if self._norms else {}
+
+    def load_state_dict(self, state: dict) -> None:
+        norms = state.get("norms")
+        self._resumed = [] if norms is None else list(norms.unbind(0))

@@ -20,8 +20,18 @@ from __future__ import annotations
 import torch
 
 from ..errors import TrainingError
-from ._row import add_to_row
 from .base import Callback
+
+
+def all_finite(tensors) -> bool:
+    """The one weights-are-finite check (the guard, checkpoints): one host sync for all tensors.
+
+    The max-abs norm is NaN/inf exactly when an element is (an L2 norm could overflow).
+    """
+    tensors = [t.detach() for t in tensors if t.is_floating_point()]
+    if not tensors:
+        return True
+    return bool(torch.isfinite(torch.nn.utils.get_total_norm(tensors, float("inf"), foreach=True)))
 
 
 class NonFiniteGuard(Callback):
@@ -36,13 +46,15 @@ class NonFiniteGuard(Callback):
     def on_fit_start(self, trainer) -> None:
         self.mode = trainer.nonfinite
         self._params = [p for p in trainer.model.parameters() if p.requires_grad]
-        trainer.parts.skip_step = self._skip_step if self.mode == "skip" else None
 
-    def _skip_step(self, loss: torch.Tensor) -> bool:
-        grads = [p.grad for p in self._params if p.grad is not None]
+    def skip_check(self, loss: torch.Tensor | None, optimizer) -> bool:
+        """``nonfinite="skip"``: True (skip this optimizer's step) when the loss or its gradients
+        are not finite. The step calls it before each optimizer step (one host sync)."""
+        grads = [p.grad for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
         # The max-abs norm is NaN/inf exactly when an element is (an L2 norm could overflow).
-        bad = ~torch.isfinite(loss.detach())
+        bad = torch.zeros((), dtype=torch.bool) if loss is None else ~torch.isfinite(loss.detach())
         if grads:
+            bad = bad.to(grads[0].device)
             bad = bad | ~torch.isfinite(torch.nn.utils.get_total_norm(grads, float("inf"), foreach=True))
         if not bool(bad):  # the opt-in per-step host sync
             return False
@@ -51,14 +63,11 @@ class NonFiniteGuard(Callback):
         return True
 
     def _weights_finite(self) -> bool:
-        if not self._params:
-            return True
-        norm = torch.nn.utils.get_total_norm([p.detach() for p in self._params], float("inf"), foreach=True)
-        return bool(torch.isfinite(norm))
+        return all_finite(self._params)
 
     def on_epoch_end(self, trainer, row: dict) -> None:
         if self.mode == "skip":
-            add_to_row(trainer, row, skipped_steps=self._skipped_epoch)
+            trainer.add_to_history(row, skipped_steps=self._skipped_epoch)
             self._skipped_epoch = 0
             return
         if self.mode != "stop" or self._weights_finite():

@@ -66,13 +66,16 @@ class LRScheduler(Callback):
             (``"epoch"`` for a torch instance).
         monitor: the history column ``reduce_on_plateau`` watches.
         steps_per_epoch: for per-step schedules when the data has no length.
+        optimizer: with several optimizers (``Trainer(optimizer={...})``), the name of the one this
+            schedule drives (default: the first). Use one LRScheduler per optimizer to schedule each.
         **kwargs: the schedule's arguments.
     """
 
     order = -50  # steps after the guard, before the loggers (the row's lr is the epoch's lr)
 
     def __init__(self, scheduler="cosine", *, interval: str | None = None, monitor: str = "val_loss",
-                 steps_per_epoch: int | None = None, **kwargs):
+                 steps_per_epoch: int | None = None, optimizer: str | None = None, **kwargs):
+        self.optimizer_name = optimizer
         if isinstance(scheduler, str):
             name = scheduler.lower()
             if name not in NAMES:
@@ -109,7 +112,7 @@ class LRScheduler(Callback):
         return isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
 
     def _build(self, trainer):
-        opt, kw, name = trainer.optimizer, dict(self.kwargs), self.name
+        opt, kw, name = self._optimizer(trainer), dict(self.kwargs), self.name
         S = torch.optim.lr_scheduler  # noqa: N806
         if name == "step":
             return S.StepLR(opt, step_size=kw.get("step_size", 10), gamma=kw.get("gamma", 0.1))
@@ -130,6 +133,15 @@ class LRScheduler(Callback):
         min_ratio = kw.get("min_lr", 0.0) / base if base else 0.0
         return S.LambdaLR(opt, _WarmupCosine(total, warmup, min_ratio))
 
+    def _optimizer(self, trainer):
+        if self.optimizer_name is None:
+            return trainer.optimizer
+        if self.optimizer_name not in trainer.optimizers:
+            raise ConfigError(f"LRScheduler(optimizer={self.optimizer_name!r}): the trainer has no optimizer of "
+                              f"that name.{did_you_mean(self.optimizer_name, trainer.optimizers)} Optimizers: "
+                              f"{', '.join(trainer.optimizers)}.")
+        return trainer.optimizers[self.optimizer_name]
+
     def on_fit_start(self, trainer) -> None:
         if self.scheduler is None:
             self.scheduler = self._build(trainer)
@@ -138,7 +150,7 @@ class LRScheduler(Callback):
             self._pending = None
             # Building a scheduler resets the lr to the schedule's start; loading its state
             # does not touch the optimizer, so put the resumed lr back.
-            for group, lr in zip(trainer.optimizer.param_groups, getattr(self.scheduler, "_last_lr", None) or ()):
+            for group, lr in zip(self._optimizer(trainer).param_groups, getattr(self.scheduler, "_last_lr", None) or ()):
                 group["lr"] = lr
         self._seen_step = trainer.state.global_step
 

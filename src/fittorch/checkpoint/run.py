@@ -59,7 +59,7 @@ def run_config(trainer) -> dict:
         "device": trainer.device.type,
         "model_class": f"{type(unwrap(trainer.model)).__module__}.{type(unwrap(trainer.model)).__qualname__}",
         "parameters": {k: list(v.shape) for k, v in unwrap(trainer.model).state_dict().items()},
-        "optimizer": type(trainer.optimizer).__name__,
+        "optimizer": _optimizer_names(trainer),
         "loss": getattr(trainer.loss_info, "name", None),
         "seed": trainer.seed,
         "precision": trainer.precision,
@@ -78,15 +78,16 @@ def run_state(trainer, *, include_model: bool = True) -> dict:
     from ..seeding import get_rng_state
     from ..serialization import unwrap
 
-    scheduler = getattr(trainer, "scheduler", None)
-    scaler = trainer.parts.scaler
+    scaler = trainer.scaler
     k = trainer.accumulate_steps
     mid_window = k > 1 and trainer.state.batch_in_epoch % k != 0
-    params = [p for g in trainer.optimizer.param_groups for p in g["params"]]
+    params = _all_params(trainer)
+    several = len(trainer.optimizers) > 1
     state = {
         "train_state": trainer.state.state_dict(),
-        "optimizer": trainer.optimizer.state_dict(),
-        "scheduler": scheduler.state_dict() if scheduler is not None and hasattr(scheduler, "state_dict") else None,
+        # One optimizer: its state (the format of earlier checkpoints); several: one per name.
+        "optimizer": None if several else trainer.optimizer.state_dict(),
+        "optimizers": {k: o.state_dict() for k, o in trainer.optimizers.items()} if several else None,
         "scaler": scaler.state_dict() if scaler is not None else None,
         "callbacks": {key: cb.state_dict() for key, cb in callback_keys(trainer.callbacks)},
         "rng": get_rng_state(),
@@ -109,16 +110,19 @@ def load_run_state(trainer, state: dict, *, source: str = "state") -> None:
         state = dict(state, **state["ranks"][trainer.dist.rank])
     if state.get("model") is not None:
         load_into(unwrap(trainer.model), state["model"], source=source)
-    try:
-        trainer.optimizer.load_state_dict(state["optimizer"])
-    except (ValueError, KeyError, RuntimeError) as exc:
-        raise CheckpointError(f"The optimizer state in {source} does not fit this {type(trainer.optimizer).__name__} "
-                              f"({exc}). Use the optimizer and parameter groups the run was started with.") from None
-    scheduler = getattr(trainer, "scheduler", None)
-    if state.get("scheduler") is not None and scheduler is not None:
-        scheduler.load_state_dict(state["scheduler"])
-    if state.get("scaler") is not None and trainer.parts.scaler is not None:
-        trainer.parts.scaler.load_state_dict(state["scaler"])
+    saved = state.get("optimizers") or {"default": state.get("optimizer")}
+    if sorted(saved) != sorted(trainer.optimizers):
+        raise CheckpointError(f"{source} holds the state of optimizer(s) {sorted(saved)}, but this trainer has "
+                              f"{sorted(trainer.optimizers)}. Use the optimizers the run was started with.")
+    for name, opt in trainer.optimizers.items():
+        try:
+            opt.load_state_dict(saved[name])
+        except (ValueError, KeyError, RuntimeError, TypeError) as exc:
+            raise CheckpointError(f"The state of optimizer {name!r} in {source} does not fit this "
+                                  f"{type(opt).__name__} ({exc}). Use the optimizer and parameter groups the run "
+                                  "was started with.") from None
+    if state.get("scaler") is not None and trainer.scaler is not None:
+        trainer.scaler.load_state_dict(state["scaler"])
     saved_cbs = state.get("callbacks") or {}
     for key, cb in callback_keys(trainer.callbacks):
         if key in saved_cbs:
@@ -127,12 +131,23 @@ def load_run_state(trainer, state: dict, *, source: str = "state") -> None:
             store.warn(f"{source} has no state for callback {key}; it starts fresh.")
     trainer.state.load_state_dict(state["train_state"])
     losses = state.get("epoch_losses")
-    trainer.epoch_losses = [] if losses is None else list(losses.to(trainer.device).unbind(0))
+    trainer.epoch_losses[:] = [] if losses is None else list(losses.to(trainer.device).unbind(0))
     if state.get("grads") is not None:
-        params = [p for g in trainer.optimizer.param_groups for p in g["params"]]
+        params = _all_params(trainer)
         for p, g in zip(params, state["grads"]):
             p.grad = None if g is None else g.to(device=p.device, dtype=p.dtype)
     set_rng_state(state["rng"])
+
+
+def _all_params(trainer) -> list:
+    return [p for o in trainer.optimizers.values() for g in o.param_groups for p in g["params"]]
+
+
+def _optimizer_names(trainer):
+    """The optimizer class (one), or ``{name: class}`` (several): a change is refused on resume."""
+    if len(trainer.optimizers) == 1:
+        return type(trainer.optimizer).__name__
+    return {k: type(o).__name__ for k, o in trainer.optimizers.items()}
 
 
 # -- compatibility --------------------------------------------------------------------------------
@@ -165,10 +180,9 @@ def check_compatible(saved: dict, current: dict, source: str) -> None:
 # -- saving and loading ------------------------------------------------------------------------------
 def weights_finite(model) -> bool:
     """One host sync: are all floating-point parameters and buffers finite?"""
-    tensors = [t for t in list(model.parameters()) + list(model.buffers()) if t.is_floating_point()]
-    if not tensors:
-        return True
-    return bool(torch.stack([torch.isfinite(t).all() for t in tensors]).all())
+    from ..callbacks.guard import all_finite
+
+    return all_finite(list(model.parameters()) + list(model.buffers()))
 
 
 def save_checkpoint(trainer, directory: str | os.PathLike, *, monitor: dict | None = None) -> Path | None:

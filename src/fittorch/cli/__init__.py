@@ -4,6 +4,25 @@ Each command lives in its own module with ``add_parser(subparsers)`` and ``run(a
 ``COMMANDS`` lists them in help order. Errors print as one line with a hint; ``--debug``
 shows the traceback.
 
+Commands cost what they do. ``build_parser`` imports every command module to build the help,
+so a command module imports nothing heavy at its top: only the standard library and
+``fittorch`` modules that are themselves light (``import fittorch`` imports no torch).
+torch, pandas, matplotlib, sklearn, pydantic and fittorch's training modules are imported
+inside ``run(args)``, and only those the command needs::
+
+    def add_parser(sub) -> None:      # argparse only
+        p = sub.add_parser("mycmd", help=...)
+        p.set_defaults(run=run)
+
+    def run(args) -> int:
+        from ..runs import load_run   # heavy imports here, where the work is
+        ...
+
+So ``fittorch --help`` and ``fittorch runs`` never import torch, ``predict`` and ``evaluate``
+build no optimizer (no ``torch._dynamo``) and need no torchmetrics for the default metrics,
+and no command but ``report``/``fit`` imports matplotlib. ``tests/test_imports.py`` checks
+this for every command in ``COMMANDS`` in fresh processes.
+
 Exit codes: 0 success, 1 failure during a run, 2 usage or config error, 75 interrupted
 with a checkpoint (continue with ``fittorch resume RUN_DIR``).
 """
@@ -12,14 +31,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import importlib.util
 import sys
 
 from .._version import __version__
 
-COMMANDS = ["fit", "resume", "tune", "evaluate", "predict", "report", "runs", "demo"]  # modules under fittorch.cli
-if importlib.util.find_spec(f"{__name__}.doctor") is not None:  # written by the doctor issue
-    COMMANDS.insert(COMMANDS.index("demo"), "doctor")
+# modules under fittorch.cli, in help order
+COMMANDS = ["fit", "resume", "tune", "evaluate", "predict", "export", "report", "runs", "doctor", "demo"]
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import torch
 
 from .convert import feature_names_of, first_tensor, is_frame, map_structure, to_numpy, to_tensor
-from .labels import encode, fit_classes, is_identity, label_task
+from ..task import label_task
+from .labels import encode, fit_classes, is_identity
 from .loader import LoaderData, is_loader_like
 from .memory import InMemoryData
 from .streaming import StreamData, stream_file
@@ -42,7 +43,7 @@ def _input_names(X):
 
 def split_pair(data, role: str, require_target: bool):
     """``(X, y)`` of an in-memory pair. Predict takes inputs only: there a tuple is several inputs."""
-    from .. import validation
+    from . import checks as validation
 
     if not require_target:
         return data, None
@@ -53,14 +54,14 @@ def split_pair(data, role: str, require_target: bool):
 
 def make_source(data, *, target_dtype: torch.dtype | None = None, role: str = "train", require_target: bool = True,
                 loss_info=None, classes: list | None = None, fit_labels: bool = False, num_workers: int = 0,
-                device: torch.device | None = None):
+                device: torch.device | None = None, task: str | None = None, collate_fn=None):
     """Build the data source of one role ("train", "val", "evaluation", "predict").
 
     In-memory targets are checked against the loss (``loss_info``) on the host, then
     encoded with ``classes`` (or, with ``fit_labels``, with classes found here). The
     classes used end up in ``source.classes``.
     """
-    from .. import validation
+    from . import checks as validation
 
     if isinstance(data, StreamData):
         data.target_dtype = data.target_dtype or target_dtype
@@ -68,8 +69,10 @@ def make_source(data, *, target_dtype: torch.dtype | None = None, role: str = "t
     if isinstance(data, (InMemoryData, LoaderData)):
         return data
     if is_loader_like(data):
-        return LoaderData(data, num_workers=num_workers, target_dtype=target_dtype,
+        return LoaderData(data, num_workers=num_workers, target_dtype=target_dtype, collate_fn=collate_fn,
                           pin_memory=device is not None and device.type == "cuda")
+    if collate_fn is not None and role == "train":
+        raise validation.collate_needs_dataset(data, role)
     X, y = split_pair(data, role, require_target)
     x_name = "X" if role == "train" else f"X ({role})"
     validation.check_input_structure(X, x_name)
@@ -78,10 +81,15 @@ def make_source(data, *, target_dtype: torch.dtype | None = None, role: str = "t
     if y is not None:
         y_name = "y" if role == "train" else f"y ({role})"
         y_np = to_numpy(y, name=y_name)
-        task = label_task(loss_info)
-        if fit_labels and (task is not None or loss_info is None):
+        task = label_task(loss_info, task)
+        if target_dtype == torch.long and y_np.ndim == 2 and y_np.shape[1] > 1 and y_np.dtype.kind == "f":
+            target_dtype = None  # probability / one-hot targets for cross_entropy: kept as floats
+        multi_column = y_np.ndim == 2 and y_np.shape[1] > 1  # multi-label indicators, or soft targets
+        if fit_labels and multi_column and is_frame(y):
+            classes = [str(c) for c in y.columns]  # each column's label: predict(labels=True) names them
+        elif fit_labels and (task is not None or loss_info is None):
             classes = fit_classes(y_np, task, role)
-        if classes is not None and not is_identity(classes):
+        if classes is not None and not is_identity(classes) and not multi_column:
             y_np = encode(y_np, classes, role)
         else:
             validation.check_target(y_np, loss_info, y_name)
@@ -104,25 +112,26 @@ class FitData:
 
 
 def prepare_fit(train, val, *, loss_info, seed: int, classes: list | None = None, num_workers: int = 0,
-                device: torch.device | None = None) -> FitData:
+                device: torch.device | None = None, task: str | None = None, collate_fn=None) -> FitData:
     """The training and validation sources of one fit.
 
     ``val`` is a pair / Dataset / DataLoader, None, or a fraction such as ``0.2`` of the
     training data, split reproducibly from ``seed`` (stratified for classification).
     ``classes``: a mapping kept from an earlier fit or load; otherwise it is learnt here.
     """
-    from .. import validation
+    from . import checks as validation
     from ..losses import target_dtype
     from .split import split_fraction
 
     dtype = target_dtype(loss_info)
-    common = {"target_dtype": dtype, "loss_info": loss_info, "num_workers": num_workers, "device": device}
+    common = {"target_dtype": dtype, "loss_info": loss_info, "num_workers": num_workers, "device": device,
+              "task": task, "collate_fn": collate_fn}
     train_src = make_source(train, role="train", classes=classes, fit_labels=classes is None, **common)
     classes = getattr(train_src, "classes", classes)
     if validation.is_fraction_arg(val):
         validation.check_val_fraction(val)
         train_src, val_src = split_fraction(train_src, val, seed=seed,
-                                            stratify=label_task(loss_info) is not None or classes is not None,
+                                            stratify=label_task(loss_info, task) is not None or classes is not None,
                                             classes=classes)
     else:
         val_src = None if val is None else make_source(val, role="val", classes=classes, **common)
@@ -131,7 +140,7 @@ def prepare_fit(train, val, *, loss_info, seed: int, classes: list | None = None
 
 def _cast_target(target: torch.Tensor, dtype: torch.dtype, name: str) -> torch.Tensor:
     """Cast targets to what the loss needs, refusing casts that would change values."""
-    from .. import validation
+    from . import checks as validation
 
     if dtype == torch.long and target.is_floating_point():
         validation.check_integral_targets(target, name)

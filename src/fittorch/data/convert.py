@@ -28,7 +28,7 @@ def feature_names_of(X) -> list[str] | None:
 
 def to_numpy(value, *, name: str = "X") -> np.ndarray:
     """An array-like as a numpy array, with pandas/ragged/object problems reported by name."""
-    from .. import validation
+    from . import checks as validation
 
     if isinstance(value, torch.Tensor):
         return value.detach().cpu().numpy()
@@ -50,7 +50,7 @@ def frame_to_numpy(df, *, name: str = "X") -> np.ndarray:
     """
     import pandas as pd
 
-    from .. import validation
+    from . import checks as validation
 
     for col in df.columns:
         validation.check_column(df[col], col, name)
@@ -72,7 +72,7 @@ def series_to_numpy(s, *, name: str = "y") -> np.ndarray:
 
 def to_tensor(value, dtype: torch.dtype | None = None, *, name: str = "X") -> torch.Tensor:
     """One array-like to a tensor; floats become float32 unless ``dtype`` says otherwise."""
-    from .. import validation
+    from . import checks as validation
 
     if isinstance(value, torch.Tensor):
         t = value
@@ -92,11 +92,11 @@ def to_tensor(value, dtype: torch.dtype | None = None, *, name: str = "X") -> to
 
 
 def map_structure(fn, inputs):
-    """Apply ``fn`` to a tensor, or to each tensor of a tuple/list/dict of tensors."""
+    """Apply ``fn`` to a tensor, or to each tensor of a (nested) tuple/list/dict of tensors."""
     if isinstance(inputs, dict):
-        return {k: fn(v) for k, v in inputs.items()}
+        return {k: map_structure(fn, v) for k, v in inputs.items()}
     if isinstance(inputs, (tuple, list)):
-        return tuple(fn(v) for v in inputs)
+        return tuple(map_structure(fn, v) for v in inputs)
     return fn(inputs)
 
 

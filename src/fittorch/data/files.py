@@ -6,7 +6,7 @@ column. For files larger than memory, use :func:`fittorch.data.stream_file` inst
 
 from __future__ import annotations
 
-from ..validation import FILE_TYPES as SUPPORTED
+from .checks import FILE_TYPES as SUPPORTED
 
 
 def read_table(path):
@@ -14,7 +14,7 @@ def read_table(path):
     import numpy as np
     import pandas as pd
 
-    from .. import validation
+    from . import checks as validation
 
     p = validation.check_file(path, SUPPORTED)
     suffix = p.suffix.lower()
@@ -53,7 +53,7 @@ def load_xy(path, target: str | None = None):
 
     Feature columns holding text or mixed types are refused here, naming the column.
     """
-    from .. import validation
+    from . import checks as validation
 
     df = read_table(path)
     if target is None:

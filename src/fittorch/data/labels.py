@@ -12,17 +12,6 @@ import numpy as np
 import torch
 
 
-def label_task(loss_info) -> str | None:
-    """``"multiclass"``, ``"binary"`` or ``None`` (regression / a custom loss)."""
-    if loss_info is None:
-        return None
-    if loss_info.target == "class_index":
-        return "multiclass"
-    if loss_info.task == "binary":
-        return "binary"
-    return None
-
-
 def _is_discrete(y: np.ndarray) -> bool:
     if y.dtype.kind in "biuOUS":
         return True
@@ -44,7 +33,7 @@ def fit_classes(y: np.ndarray, task: str | None, role: str = "training") -> list
 
     Text labels always count as labels; numbers only for a classification loss.
     """
-    from .. import validation
+    from . import checks as validation
 
     if y.ndim != 1 and not (y.ndim == 2 and y.shape[1] == 1 and task == "binary"):
         return None
@@ -73,7 +62,7 @@ def encode(y: np.ndarray, classes: list, role: str) -> np.ndarray:
     """``y`` as int64 class indices under ``classes``; an unknown label raises DataError."""
     import pandas as pd
 
-    from .. import validation
+    from . import checks as validation
 
     shape = y.shape
     flat = y.reshape(-1)
@@ -85,7 +74,12 @@ def encode(y: np.ndarray, classes: list, role: str) -> np.ndarray:
 
 
 def predicted_indices(output: torch.Tensor, kind, n_classes: int | None) -> torch.Tensor:
-    """Class indices from raw model outputs, for the task the model was trained on."""
+    """Class indices from raw model outputs, for the task the model was trained on.
+
+    Multilabel: ``[N, C]`` 0/1 indicators (a label is on when its probability is > 0.5).
+    """
+    if kind is not None and kind.task == "multilabel":
+        return (output > (0.0 if kind.logits else 0.5)).long()
     if kind is not None and kind.task == "binary":
         flat = output.reshape(len(output), -1)[:, 0] if output.ndim > 1 else output
         return (flat > (0.0 if kind.logits else 0.5)).long()
@@ -97,8 +91,16 @@ def predicted_indices(output: torch.Tensor, kind, n_classes: int | None) -> torc
 
 
 def decode(indices: torch.Tensor, classes: list | None) -> np.ndarray:
-    """Class indices to the original labels (a numpy array)."""
+    """Class indices to the original labels (a numpy array).
+
+    Multi-label ``[N, C]`` indicators stay as they are, or, when the label columns are named
+    (a DataFrame ``y``), become each row's list of label names.
+    """
     idx = indices.cpu().numpy()
+    if idx.ndim == 2:
+        if classes is None or is_identity(classes):
+            return idx
+        return [[c for c, on in zip(classes, row) if on] for row in idx]
     if classes is None or is_identity(classes):
         return idx if classes is None or not all(isinstance(c, bool) for c in classes) else idx.astype(bool)
     return np.asarray(classes)[idx]

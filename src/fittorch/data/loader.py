@@ -8,7 +8,7 @@ import math
 import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset, Sampler
 
-from ..distributed import shard_order
+from .order import shard_order
 from ..seeding import epoch_generator
 from .convert import map_structure
 
@@ -57,8 +57,8 @@ def split_batch(batch):
     if isinstance(batch, (tuple, list)):
         if len(batch) == 1:
             return (batch[0],), None
-        if len(batch) == 2:
-            return (batch[0],), batch[1]
+        if len(batch) == 2:  # (inputs, target); a dict of inputs becomes model(**inputs), as for arrays
+            return (batch[0] if isinstance(batch[0], dict) else (batch[0],)), batch[1]
         return tuple(batch[:-1]), batch[-1]
     return (batch,), None
 
@@ -75,7 +75,11 @@ class LoaderData:
     kind = "loader"
 
     def __init__(self, data, *, num_workers: int = 0, pin_memory: bool = False,
-                 target_dtype: torch.dtype | None = None):
+                 target_dtype: torch.dtype | None = None, collate_fn=None):
+        if collate_fn is not None and isinstance(data, DataLoader):
+            from . import checks as validation
+
+            raise validation.collate_needs_dataset(data, "train")
         self.loader = data if isinstance(data, DataLoader) else None
         self.dataset = data.dataset if isinstance(data, DataLoader) else data
         self.num_workers = num_workers
@@ -83,6 +87,8 @@ class LoaderData:
         self.iterable = isinstance(self.dataset, IterableDataset)
         self.target_dtype = target_dtype
         self.feature_names = None
+        # Items -> a batch. Our own loaders wrap it so a failure names the item shapes.
+        self.collate_fn = CheckedCollate(collate_fn) if self.loader is None else self.loader.collate_fn
         self._worker_seed = 0
         self._generator = torch.Generator()
         self._loaders: dict = {}
@@ -121,7 +127,7 @@ class LoaderData:
     def _own_loader(self, batch_size: int, drop_last: bool) -> DataLoader:
         key = (batch_size, drop_last)
         if key not in self._loaders:
-            workers = {"num_workers": self.num_workers, "pin_memory": self.pin_memory,
+            workers = {"num_workers": self.num_workers, "pin_memory": self.pin_memory, "collate_fn": self.collate_fn,
                        "worker_init_fn": _seed_worker, "generator": self._generator,
                        "persistent_workers": self.num_workers > 0}
             if self.iterable:
@@ -157,9 +163,29 @@ class LoaderData:
             if device is not None:
                 inputs = map_structure(lambda t: t.to(device, non_blocking=non_blocking), inputs)
                 target = None if target is None else target.to(device, non_blocking=non_blocking)
-            if cast is not None and isinstance(target, torch.Tensor) and target.dtype != cast:
+            if cast is not None and isinstance(target, torch.Tensor) and target.dtype != cast \
+                    and not (target.is_floating_point() and target.ndim > 1):  # soft targets stay floats
                 target = target.to(cast)
             yield inputs, target
+
+
+class CheckedCollate:
+    """A collate function (torch's default unless given) whose failure is a fittorch DataError
+    naming the items' shapes and suggesting ``collate_fn``. A plain class: workers can pickle it."""
+
+    def __init__(self, fn=None):
+        self.fn = fn
+        self.custom = fn is not None
+
+    def __call__(self, items):
+        from torch.utils.data import default_collate
+
+        try:
+            return (self.fn or default_collate)(items)
+        except (RuntimeError, TypeError, ValueError) as exc:
+            from . import checks as validation
+
+            raise validation.collate_failed(items, exc, custom=self.custom) from None
 
 
 def is_loader_like(data) -> bool:

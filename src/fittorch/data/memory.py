@@ -10,7 +10,7 @@ import math
 
 import torch
 
-from ..distributed import shard_order
+from .order import shard_order
 from ..seeding import epoch_generator
 from .convert import first_tensor, map_structure
 
@@ -56,7 +56,7 @@ class InMemoryData:
 
         Under data parallelism each rank takes every ``world_size``-th row of the shared
         permutation, so every row is used once per epoch across ranks (padded by wrapping
-        around when the size is not a multiple of ``world_size``: see ``distributed.shard_order``).
+        around when the size is not a multiple of ``world_size``: see ``data.order.shard_order``).
         """
         if not shuffle and world_size == 1:
             return None

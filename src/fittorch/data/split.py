@@ -16,7 +16,7 @@ from .memory import InMemoryData
 
 def split_fraction(source, fraction: float, *, seed: int, stratify: bool, classes: list | None = None):
     """``(train_source, val_source)`` with ``fraction`` of the rows in validation."""
-    from .. import validation
+    from . import checks as validation
 
     if isinstance(source, InMemoryData):
         y = None
@@ -32,7 +32,7 @@ def split_fraction(source, fraction: float, *, seed: int, stratify: bool, classe
 
         train_idx, val_idx = _split_indices(len(source), fraction, seed, None, None)
         common = {"num_workers": source.num_workers, "pin_memory": source.pin_memory,
-                  "target_dtype": source.target_dtype}
+                  "target_dtype": source.target_dtype, "collate_fn": source.collate_fn.fn}
         return (LoaderData(Subset(source.dataset, train_idx.tolist()), **common),
                 LoaderData(Subset(source.dataset, val_idx.tolist()), **common))
     raise validation.cannot_split(source, fraction)
@@ -41,7 +41,7 @@ def split_fraction(source, fraction: float, *, seed: int, stratify: bool, classe
 def _split_indices(n: int, fraction: float, seed: int, y: np.ndarray | None, classes: list | None):
     from sklearn.model_selection import train_test_split
 
-    from .. import validation
+    from . import checks as validation
 
     if y is not None:
         validation.check_stratifiable(y, fraction, classes)

@@ -51,7 +51,7 @@ class StreamData:
 
     def __init__(self, path, target: str | None, *, features=None, chunk_rows: int = 65_536,
                  shuffle_buffer: int = 262_144, classes: list | None = None, check_finite: bool = True):
-        from .. import validation
+        from . import checks as validation
 
         self.path = validation.check_file(path, allowed=PARQUET + CSV)
         self.format = "parquet" if self.path.suffix.lower() in PARQUET else "csv"
@@ -124,7 +124,7 @@ class StreamData:
 
     # -- reading ----------------------------------------------------------------------
     def _inspect(self):
-        from .. import validation
+        from . import checks as validation
 
         try:
             if self.format == "parquet":
@@ -170,7 +170,7 @@ class StreamData:
 
     def _read(self, rng, rows: int | None = None):
         """``(offset, RecordBatch)`` pairs; a file that fails to parse mid-way is reported by row."""
-        from .. import validation
+        from . import checks as validation
         from ..errors import FittorchError
 
         offset = 0
@@ -184,7 +184,7 @@ class StreamData:
 
     def _convert(self, rb, offset: int, X_out: np.ndarray):
         """Write the feature columns of ``rb`` into ``X_out`` (float32 rows); return the targets."""
-        from .. import validation
+        from . import checks as validation
 
         n = rb.num_rows
         for j, name in enumerate(self.feature_names):

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
-from types import SimpleNamespace
 
 import torch
 from torch import nn
@@ -130,8 +129,12 @@ class DoctorSetup:
         return model(**inputs) if isinstance(inputs, dict) else model(*inputs)
 
     def dry_forward(self, model, batch):
-        parts = SimpleNamespace(model=model, kwargs_input=isinstance(batch[0], dict))
-        return validation.dry_forward(parts, batch, self.loss_info, self.device)
+        from ..step import Step
+
+        step = Step().bind(model=model, loss_fn=self.loss_fn, optimizers={}, kwargs_input=isinstance(batch[0], dict))
+        from ..dry_run import dry_forward
+
+        return dry_forward(step, batch, self.loss_info, self.device)
 
     def describe(self) -> dict:
         n_params = sum(p.numel() for p in self.model.parameters())

@@ -124,18 +124,10 @@ class TorchEstimator(BaseEstimator):
         self.trainer_.n_features_in = X.shape[1]
 
     def _train(self, X: np.ndarray, y: np.ndarray, epochs: int) -> None:
-        train, val = (X, y), None
-        if self.val_split:
-            from sklearn.model_selection import train_test_split
-
-            stratify = y.reshape(len(y), -1)[:, 0] if self._stratify_split() else None
-            try:
-                X_tr, X_val, y_tr, y_val = train_test_split(X, y, test_size=self.val_split, random_state=self._seed,
-                                                            stratify=stratify)
-            except ValueError:  # a class too rare to stratify, or a split that empties a side
-                X_tr, X_val, y_tr, y_val = train_test_split(X, y, test_size=self.val_split, random_state=self._seed)
-            train, val = (X_tr, y_tr), (X_val, y_val)
-        self.trainer_.fit(train, val, epochs=_py_int(epochs), batch_size=_py_int(self.batch_size),
+        # val_split: the Trainer's one split policy (seeded; stratified for classification; a class
+        # too rare to split is refused by name), the same as fit(val=0.2) and the CLI.
+        val = float(self.val_split) if self.val_split else None
+        self.trainer_.fit((X, y), val, epochs=_py_int(epochs), batch_size=_py_int(self.batch_size),
                           shuffle=bool(self.shuffle))
 
     def _check_params(self) -> None:

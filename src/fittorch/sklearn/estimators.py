@@ -126,11 +126,9 @@ class TorchClassifier(ClassifierMixin, TorchEstimator):
                 f"and loss={self.loss!r} needs {want}. Make its last layer output {want} "
                 "(or leave out_features unset so it is inferred).")
 
-    def _stratify_split(self) -> bool:
-        return True
-
     def _task_name(self) -> str:
-        return "classification"
+        """The task in fittorch's one vocabulary (fittorch.task.TASKS)."""
+        return "binary" if len(self.classes_) == 2 else "multiclass"
 
     def _save_metadata(self) -> dict:
         return {"classes": self.classes_.tolist(), "output_head": self._output_head}
@@ -200,9 +198,6 @@ class TorchRegressor(RegressorMixin, TorchEstimator):
     def _adapt_to_module(self, module: nn.Module, X: np.ndarray) -> None:
         out = _dry_output(module, X)
         self._flat_output = bool(self._y_1d and out is not None and out.ndim == 1)
-
-    def _stratify_split(self) -> bool:
-        return False
 
     def _task_name(self) -> str:
         return "regression"
