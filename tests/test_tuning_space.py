@@ -115,3 +115,13 @@ def test_param_spec_shapes():
     spec = ParamSpec.model_validate({"choice": [[64], [128, 64], None]})
     assert spec.labels() == ["[64]", "[128, 64]", None]
     assert spec.model_dump() == {"choice": [[64], [128, 64], None]}
+
+
+def test_a_study_whose_trials_all_fail_exits_1_and_keeps_them_as_failed(config, tmp_path, capsys):
+    out = tmp_path / "runs"
+    code = main(["tune", str(config), "--out", str(out), "--set", "optimizer.name=sgd",
+                 "--set", "search.space.optimizer.lr={choice: [1.0e+30]}"])
+    assert code == 1
+    text = capsys.readouterr().out
+    assert "3 trials in a row failed" in text and "0 complete, 0 pruned, 3 failed" in text
+    assert "non-finite" in text and not (out / "bad" / "best.yaml").exists()

@@ -65,7 +65,7 @@ def run(args) -> int:
             f"{', ' + str(c['RUNNING']) + ' running' if c['RUNNING'] else ''}")
     if s["best"]:
         line += f" | best {s['metric']} {s['best']['value']:.4f} (trial {s['best']['number']})"
-    print(line + f" -> {result.study_dir}/best.yaml, report.html")
+    print(line + f" -> {result.study_dir}/{'best.yaml, ' if s['best'] else ''}report.html")
     if result.exit_code == 75:
         import sys
 

@@ -100,7 +100,8 @@ def plot_study(study, rows, search: SearchConfig, folder: Path, metric: str, dir
     ax.set_xlabel("trial")
     ax.set_ylabel(metric + " (pruned: last reported)")
     ax.set_title("Optimization history")
-    ax.legend(fontsize=8)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8)
     images["history"] = _save(fig, plt, folder / "history.png")
     importances = param_importances(study)
     if importances:

@@ -161,7 +161,8 @@ def run_worker(study, plan: Plan) -> int:
                 return 1
         if stop():
             return EXIT_INTERRUPTED
-    return 0
+    tried = [o.state for _, o, _ in plan.history]
+    return 1 if tried and not any(s in ("complete", "pruned") for s in tried) else 0
 
 
 def _run_claimed(study, plan: Plan, claim, stop) -> Outcome:
