@@ -358,3 +358,38 @@ def test_a_diverged_run_names_the_last_good_checkpoint(tmp_path):
         ft.Trainer(_model(), optimizer="sgd", lr=0.05, progress=False, metrics=[], checkpoint_dir=ckdir,
                    callbacks=[_Explode()]).fit(_data(), epochs=4, batch_size=8)
     assert ck.latest(ckdir).name == "ckpt-e000002-b0000000"
+
+
+def test_no_checkpoint_after_a_nonfinite_step_and_the_hint_names_a_good_one(tmp_path):
+    """Step 5's loss overflows while the weights stay finite (as with weights of 1e20): saving every
+    step, no checkpoint after it is written, and the error names the last checkpoint before it."""
+    import re
+
+    import fittorch as ft
+    from fittorch.errors import TrainingError
+
+    class OverflowAt(ft.Callback):  # the loss of one step is inf, its weights are untouched
+        order = -300
+
+        def on_train_batch_end(self, trainer, loss):
+            if trainer.state.global_step == 5:
+                trainer.epoch_losses[-1] = torch.full_like(trainer.epoch_losses[-1], float("inf"))
+
+    g = torch.Generator().manual_seed(0)
+    X = torch.randn(64, 4, generator=g)
+    y = (X[:, 0] > 0).long()
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
+    trainer = ft.Trainer(model, progress=False, metrics=[], callbacks=[OverflowAt()],
+                         checkpoint_dir=tmp_path / "ck", checkpoint_every_steps=1, keep_last=100)
+    with pytest.warns(ck.CheckpointWarning, match="not finite"):
+        with pytest.raises(TrainingError) as info:
+            trainer.fit((X, y), epochs=3, batch_size=8, shuffle=False)
+    saved = ck.list_checkpoints(tmp_path / "ck")
+    assert [ck.position(p) for p in saved] == [(0, 1), (0, 2), (0, 3), (0, 4)]
+    for path in saved:
+        c = ck.load_checkpoint(path)
+        assert all(torch.isfinite(v).all() for v in c.model_state.values()), path
+        assert torch.isfinite(c.state["epoch_losses"]).all(), f"{path} holds non-finite epoch losses"
+    named = re.search(r"last good checkpoint is (\S+?);", str(info.value))
+    assert named and named.group(1) == str(saved[-1]), str(info.value)

@@ -140,3 +140,31 @@ def test_resolved_config_round_trips(tmp_path):
     again = load_config(p)
     assert again.to_dict() == cfg.to_dict()
     assert isinstance(again, Config)
+
+
+def test_yaml_aliases_are_refused_before_expansion(tmp_path):
+    p = tmp_path / "alias.yaml"
+    p.write_text("data: {source: 'sklearn:iris'}\nx: &x [1, 2]\nmetrics: *x\n")
+    with pytest.raises(ConfigError, match=r"alias \(\*x\) is not allowed"):
+        load_config(p)
+
+
+def test_every_error_of_a_config_is_reported_at_once(tmp_path):
+    p = tmp_path / "bad.yaml"
+    p.write_text("name: ok\nseed: -1\ndata: {source: 'sklearn:iris'}\noptimizer: {lr: .nan, weight_decay: .inf}\n"
+                 "train: {batch_size: 0, epochs: 0}\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(p)
+    msg = str(info.value)
+    assert msg.startswith(f"{p}: 5 problems:")
+    for key in ("seed", "optimizer.lr", "optimizer.weight_decay", "train.batch_size", "train.epochs"):
+        assert f"'{key}'" in msg, key
+
+
+@pytest.mark.parametrize("override, match", [("seed=4294967296", "seed"), ("name=" + "n" * 101, "name"),
+                                             ("model.hidden=[2000000]", "between 1 and")])
+def test_numbers_and_names_are_bounded(tmp_path, override, match):
+    p = tmp_path / "c.yaml"
+    p.write_text("data: {source: 'sklearn:iris'}\n")
+    with pytest.raises(ConfigError, match=match):
+        load_config(p, [override])

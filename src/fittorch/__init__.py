@@ -38,13 +38,13 @@ _LAZY = {
     "Step": (".step", "Step"), "Window": (".step", "Window"),
     "tune": (".tuning", "tune"), "OptunaPruning": (".tuning.pruning", "OptunaPruning"),
     **{name: (".callbacks", name) for name in (
-        "Callback", "CSVLogger", "EarlyStopping", "GradientClipping", "LRScheduler", "MLflowLogger",
+        "Callback", "CSVLogger", "EarlyStopping", "GradientClipping", "LiveView", "LRScheduler", "MLflowLogger",
         "ModelCheckpoint", "NonFiniteGuard", "ProgressBar", "TensorBoardLogger", "TimeLimit")},
 }
 
 if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerly
-    from .callbacks import (Callback, CSVLogger, EarlyStopping, GradientClipping, LRScheduler, MLflowLogger,
-                            ModelCheckpoint, NonFiniteGuard, ProgressBar, TensorBoardLogger, TimeLimit)
+    from .callbacks import (Callback, CSVLogger, EarlyStopping, GradientClipping, LiveView, LRScheduler,
+                            MLflowLogger, ModelCheckpoint, NonFiniteGuard, ProgressBar, TensorBoardLogger, TimeLimit)
     from .history import History
     from .models import MLP, build_model
     from .seeding import seed_everything
@@ -81,5 +81,6 @@ __all__ = [
     "save", "load", "seed_everything", "FittorchError", "ConfigError", "DataError", "DataTypeError",
     "ModelError", "NotFittedError", "CheckpointError", "TrainingError",
     "EarlyStopping", "LRScheduler", "GradientClipping", "NonFiniteGuard", "TimeLimit", "CSVLogger",
-    "TensorBoardLogger", "MLflowLogger", "ModelCheckpoint", "model_summary", "doctor", "tune", "OptunaPruning",
+    "TensorBoardLogger", "MLflowLogger", "ModelCheckpoint", "model_summary", "doctor", "LiveView", "tune",
+    "OptunaPruning",
 ]

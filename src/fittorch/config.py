@@ -18,15 +18,18 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import ConfigError, did_you_mean
+from . import safeio
+from .safeio import atomic_write
 from .tuning.space import SearchConfig
 
 Task = Literal["classification", "regression"]
 SKLEARN_DATASETS = ("iris", "wine", "digits", "breast_cancer", "diabetes")
 SKLEARN_GENERATORS = ("make_classification", "make_regression", "make_moons")
+MAX_WIDTH = 1 << 20  # one hidden layer's width
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, str_max_length=4096)
 
 
 class DataConfig(_Section):
@@ -61,7 +64,7 @@ class DataConfig(_Section):
 
 class ModelConfig(_Section):
     type: Literal["mlp", "import"] = Field("mlp", description="'mlp' (built in) or 'import' (your own code)")
-    hidden: list[int] = Field(default_factory=lambda: [64], description="mlp: hidden layer widths")
+    hidden: list[int] = Field(default_factory=lambda: [64], max_length=64, description="mlp: hidden layer widths")
     activation: str = Field("relu", description="mlp: relu, gelu, tanh, sigmoid, leaky_relu, elu, silu")
     dropout: float = Field(0.0, ge=0.0, lt=1.0, description="mlp: dropout after each hidden layer")
     batchnorm: bool = Field(False, description="mlp: BatchNorm1d after each hidden Linear")
@@ -83,15 +86,15 @@ class ModelConfig(_Section):
             raise ValueError(f"model.target '{self.target}' must look like 'package.module:ClassOrFactory'")
         if self.type == "mlp" and self.target:
             raise ValueError("model.target is only used with model.type: import (this model is type: mlp)")
-        if any(h < 1 for h in self.hidden):
-            raise ValueError(f"model.hidden {self.hidden}: every width must be at least 1")
+        if any(h < 1 or h > MAX_WIDTH for h in self.hidden):
+            raise ValueError(f"model.hidden {self.hidden}: every width must be between 1 and {MAX_WIDTH}")
         return self
 
 
 class OptimizerConfig(_Section):
     name: str = Field("adam", description="sgd, adam, adamw, rmsprop, adagrad")
-    lr: float = Field(0.001, gt=0.0, description="learning rate")
-    weight_decay: float = Field(0.0, ge=0.0, description="L2 penalty / decoupled decay (adamw)")
+    lr: float = Field(0.001, gt=0.0, allow_inf_nan=False, description="learning rate")
+    weight_decay: float = Field(0.0, ge=0.0, allow_inf_nan=False, description="L2 penalty / decoupled decay (adamw)")
     kwargs: dict[str, Any] = Field(default_factory=dict, description="other optimizer arguments, e.g. momentum")
 
     @field_validator("name")
@@ -117,7 +120,8 @@ class TrainConfig(_Section):
     accumulate_steps: int = Field(1, ge=1, description="micro-batches per optimizer step")
     checkpoint_every_steps: int = Field(0, ge=0, description="also checkpoint every N steps (0: epoch ends only)")
     keep_last: int = Field(2, ge=1, description="how many recent checkpoints to keep (plus the best)")
-    grad_clip: float | None = Field(None, gt=0.0, description="clip the gradient norm to this value")
+    grad_clip: float | None = Field(None, gt=0.0, allow_inf_nan=False,
+                                    description="clip the gradient norm to this value")
     precision: Literal["fp32", "bf16", "fp16"] = Field("fp32", description="fp32, bf16 or fp16 (CUDA)")
     log_every: int = Field(10, ge=0, description="print a log line every N epochs (0: none)")
 
@@ -125,7 +129,7 @@ class TrainConfig(_Section):
 class EarlyStoppingConfig(_Section):
     monitor: str = Field("val_loss", description="history column to watch")
     patience: int = Field(10, ge=1, description="epochs without improvement before stopping")
-    min_delta: float = Field(0.0, ge=0.0, description="smallest change that counts as improvement")
+    min_delta: float = Field(0.0, ge=0.0, allow_inf_nan=False, description="smallest change that counts as improvement")
     mode: Literal["min", "max"] | None = Field(None, description="inferred from the name when omitted")
     restore_best: bool = Field(True, description="restore the best weights when training stops")
 
@@ -135,8 +139,8 @@ class CallbacksConfig(_Section):
 
 
 class Config(_Section):
-    name: str | None = Field(None, description="run name (default: the config file's name)")
-    seed: int = Field(0, description="seeds the splits, the initial weights and the data order")
+    name: str | None = Field(None, max_length=100, description="run name (default: the config file's name)")
+    seed: int = Field(0, ge=0, lt=2**32, description="seeds the splits, the initial weights and the data order")
     data: DataConfig
     model: ModelConfig = Field(default_factory=ModelConfig)
     task: Task | None = Field(None, description="inferred from the loss or the target when omitted")
@@ -180,9 +184,14 @@ def _known(kind: str, value: str, choices) -> str:
 # Reading, overriding, writing
 
 
-def load_config(path: str | os.PathLike, overrides: list[str] | tuple = ()) -> Config:
-    """Read ``path`` (YAML), apply ``key.path=value`` overrides, validate. Raises ConfigError."""
-    raw = read_yaml(path)
+def load_config(path: str | os.PathLike, overrides: list[str] | tuple = (), *, root: str | os.PathLike | None = "/"
+                ) -> Config:
+    """Read ``path`` (YAML), apply ``key.path=value`` overrides, validate. Raises ConfigError.
+
+    ``root``: a symlink at ``path`` is followed only to a file inside it (a run folder's own
+    config: ``root=run_dir``); the default follows links anywhere, for a config you pass yourself.
+    """
+    raw = read_yaml(path, root=root)
     _resolve_paths(raw, Path(path).resolve().parent)  # paths in the file: relative to the file
     for item in overrides:
         apply_override(raw, item)
@@ -203,20 +212,49 @@ def _resolve_paths(raw: dict, base: Path) -> None:
             data[key] = str((base / Path(value).expanduser()).resolve())
 
 
-def read_yaml(path: str | os.PathLike) -> dict:
+def _no_alias_loader():
     import yaml
 
-    p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"Config file {str(p)!r} does not exist. Pass the path of a YAML file, "
-                          "e.g. examples/configs/digits.yaml.")
+    class NoAliasLoader(yaml.SafeLoader):
+        """``yaml.SafeLoader`` that refuses aliases (``*name``): a tiny file cannot expand to gigabytes."""
+
+        def compose_node(self, parent, index):
+            if self.check_event(yaml.events.AliasEvent):
+                event = self.peek_event()
+                raise yaml.composer.ComposerError(None, None, f"a YAML alias (*{event.anchor}) is not allowed in a "
+                                                  "fittorch config; write the value out", event.start_mark)
+            return super().compose_node(parent, index)
+
+    return NoAliasLoader
+
+
+def safe_yaml(text: str, what: str):
+    """Parse YAML text with the no-alias safe loader; a syntax error is a ConfigError naming the place."""
+    import yaml
+
     try:
-        raw = yaml.safe_load(p.read_text())
+        return yaml.load(text, Loader=_no_alias_loader())  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError(f"{p} is not valid YAML{where}: {problem}. Check the indentation and quotes there.") from None
+        raise ConfigError(f"{what} is not valid YAML{where}: {problem}. Check the indentation and quotes "
+                          "there.") from None
+    except RecursionError:
+        raise ConfigError(f"{what} is nested too deeply to be a fittorch config.") from None
+
+
+def read_yaml(path: str | os.PathLike, *, root: str | os.PathLike | None = "/") -> dict:
+    """A config file as a dict: a regular UTF-8 file of at most 1 MiB, YAML without aliases or tags."""
+    p = Path(path)
+    try:
+        text = safeio.read_text(p, max_bytes=safeio.MAX_CONFIG, root=root, what="config file")
+    except FileNotFoundError:
+        raise ConfigError(f"Config file {str(p)!r} does not exist. Pass the path of a YAML file, "
+                          "e.g. examples/configs/digits.yaml.") from None
+    except safeio.UnsafeFile as exc:
+        raise ConfigError(str(exc)) from None
+    raw = safe_yaml(text, str(p))
     if raw is None:
         raise ConfigError(f"{p} is empty. A config needs at least 'data: {{source: ...}}'.")
     if not isinstance(raw, dict):
@@ -226,8 +264,6 @@ def read_yaml(path: str | os.PathLike) -> dict:
 
 def apply_override(raw: dict, item: str) -> None:
     """Apply one ``--set key.path=value`` to the raw dict; the value is parsed as YAML."""
-    import yaml
-
     if "=" not in item:
         raise ConfigError(f"--set {item!r} has no '='. Write it as --set key.path=value, e.g. --set train.epochs=20.")
     key, _, text = item.partition("=")
@@ -235,8 +271,8 @@ def apply_override(raw: dict, item: str) -> None:
     if not all(parts):
         raise ConfigError(f"--set {item!r}: {key!r} is not a key path. Write it like train.epochs or optimizer.lr.")
     try:
-        value = yaml.safe_load(text) if text.strip() else None
-    except yaml.YAMLError:
+        value = safe_yaml(text, f"--set {item!r}") if text.strip() else None
+    except ConfigError:
         value = text
     _check_path(parts, item)
     node = raw
@@ -271,10 +307,16 @@ def _section_type(annotation) -> type[BaseModel] | None:
 
 
 def validate(raw: dict, source: str = "config") -> Config:
+    """The checked config, or one ConfigError listing every problem pydantic found (one per line)."""
     try:
         return Config.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(_first_error(exc, source)) from None
+        problems = list(dict.fromkeys(_one_error(err, source) for err in exc.errors()))
+        if len(problems) == 1:
+            raise ConfigError(problems[0]) from None
+        lines = [f"  - {p.removeprefix(source + ': ')}" for p in problems[:20]]
+        more = [f"  ... and {len(problems) - 20} more"] if len(problems) > 20 else []
+        raise ConfigError(f"{source}: {len(problems)} problems:\n" + "\n".join(lines + more)) from None
 
 
 _TYPE_WORDS = {"int": "an integer", "float": "a number", "bool": "true or false", "string": "a string",
@@ -282,8 +324,7 @@ _TYPE_WORDS = {"int": "an integer", "float": "a number", "bool": "true or false"
                "model_attributes": "a mapping (key: value)"}
 
 
-def _first_error(exc: ValidationError, source: str) -> str:
-    err = exc.errors()[0]
+def _one_error(err: dict, source: str) -> str:
     # pydantic puts union members into loc (e.g. 'EarlyStoppingConfig', 'literal[...]'); drop
     # them so the key path is the one the user wrote.
     loc = [f"[{p}]" if isinstance(p, int) else str(p) for p in err["loc"]
@@ -334,4 +375,4 @@ def dump_yaml(cfg: Config) -> str:
 
 
 def save_config(cfg: Config, path: str | os.PathLike) -> None:
-    Path(path).write_text(dump_yaml(cfg))
+    atomic_write(path, dump_yaml(cfg))

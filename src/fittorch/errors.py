@@ -60,3 +60,11 @@ def unknown_name(kind: str, value: str, choices: Iterable[str], hint: str = "") 
     if hint:
         msg += f" {hint}"
     return ConfigError(msg)
+
+
+class OutputError(FittorchError, OSError):
+    """A file could not be written where it was asked for (read-only folder, a file in the way, disk full)."""
+
+
+class RunLockedError(FittorchError, RuntimeError):
+    """Another process is writing this run folder (fit, resume or tune): one writer per run."""

@@ -18,13 +18,17 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 
 from ._version import __version__
+from . import safeio, schemas
 from .errors import CheckpointError, ConfigError
+from .rundir import check_run_name
+from .safeio import atomic_write
 
 from .signals import EXIT_INTERRUPTED  # the exit code of an interrupted-but-resumable run
 
@@ -36,12 +40,11 @@ RUN_FILES = ("config.yaml", "run.json", "metrics.csv", "model.safetensors", "mod
 
 
 def next_run_dir(out: str | os.PathLike, name: str) -> Path:
-    """``out/name``, or ``out/name-2``, ``-3``, ... the first that does not exist yet."""
-    if not name or "/" in name or name in (".", ".."):
-        raise ConfigError(f"Run name {name!r} is not a folder name. Use letters, digits, '-' and '_'.")
+    """``out/name``, or ``out/name-2``, ``-3``, ... the first that does not exist yet (not created)."""
+    check_run_name(name)
     out = Path(out)
     candidate, n = out / name, 1
-    while candidate.exists():
+    while candidate.exists() or candidate.is_symlink():
         n += 1
         candidate = out / f"{name}-{n}"
     return candidate
@@ -71,21 +74,21 @@ def command_line() -> list[str]:
 
 
 def read_run_json(run_dir: str | os.PathLike) -> dict:
+    """run.json, read with a bound and validated; ``{"status": "damaged", ...}`` when it cannot be used."""
     path = Path(run_dir) / "run.json"
-    if not path.exists():
-        return {}
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError:
-        return {"status": "damaged"}
+        data = safeio.read_regular(path, max_bytes=safeio.MAX_JSON, root=path.parent, what="run.json")
+        raw, _ = schemas.parse_json(data, schemas.RunJson, what=str(path), error=CheckpointError, allow_nan=True)
+    except FileNotFoundError:
+        return {}
+    except (safeio.UnsafeFile, CheckpointError) as exc:
+        return {"status": "damaged", "damaged": str(exc)}
+    return raw
 
 
 def write_run_json(run_dir: str | os.PathLike, info: dict) -> None:
     """Atomic: write a temporary file, then rename it over run.json."""
-    path = Path(run_dir) / "run.json"
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(info, indent=2, default=_json_default))
-    os.replace(tmp, path)
+    atomic_write(Path(run_dir) / "run.json", json.dumps(info, indent=2, default=_json_default))
 
 
 def update_run_json(run_dir, **fields) -> dict:
@@ -153,13 +156,18 @@ def execute(exp, run_dir: Path, *, resume: bool = False, quiet: bool = False, lo
     except BaseException as exc:
         if main:
             status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+            if status == "interrupted":
+                exit_at_once_on_signal()
             _finish(run_dir, info, trainer, started, status, error=f"{type(exc).__name__}: {exc}".splitlines()[0])
+            _write_partial(trainer, run_dir, cfg, say)
         raise
     status = trainer.state.status
     if status == "interrupted":
         if main:
+            exit_at_once_on_signal(EXIT_INTERRUPTED)  # the checkpoint is saved: a further Ctrl-C leaves, quietly
             trainer.history.to_csv(run_dir / "metrics.csv")
             _finish(run_dir, info, trainer, started, "interrupted")
+            _write_partial(trainer, run_dir, cfg, say)
             print(f"Interrupted after epoch {trainer.state.epoch}; the last checkpoint is in "
                   f"{run_dir / 'checkpoints'}.\nContinue with: fittorch resume {run_dir}", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -169,39 +177,71 @@ def execute(exp, run_dir: Path, *, resume: bool = False, quiet: bool = False, lo
         return 0
     trainer.history.to_csv(run_dir / "metrics.csv")
     save_model_bundle(exp, run_dir)
-    _finish(run_dir, info, trainer, started, status)
+    _finish(run_dir, info, trainer, started, status, val=exp.splits.val)
+    run = read_run_json(run_dir)
     write_artifacts(trainer, run_dir, cfg, val=exp.splits.val, labels=exp.prep.classes,
-                    total_seconds=read_run_json(run_dir).get("seconds"), log=say)
+                    total_seconds=run.get("seconds"), log=say, run=run)
     say(summary_line(run_dir, read_run_json(run_dir)))
     return 0
 
 
-def _finish(run_dir, info, trainer, started, status, error=None):
+def exit_at_once_on_signal(code: int | None = None) -> None:
+    """After an interrupted run is saved, a further Ctrl-C/SIGTERM ends the process at once and
+    quietly (no KeyboardInterrupt raised inside interpreter shutdown's atexit callbacks), with
+    ``code`` (default: 128 + the signal's number)."""
+    import signal
+
+    def _exit(signum, frame):
+        os._exit(code if code is not None else 128 + signum)
+
+    for sig in (getattr(signal, "SIGTERM", None), signal.SIGINT):
+        if sig is not None:
+            signal.signal(sig, _exit)
+
+
+def _write_partial(trainer, run_dir: Path, cfg, say) -> None:
+    """An interrupted or failed run's curves and report.html (no confusion matrix: the weights are partial)."""
+    if trainer.dist.is_main:
+        write_artifacts(trainer, run_dir, cfg, total_seconds=read_run_json(run_dir).get("seconds"), log=say,
+                        run=read_run_json(run_dir))
+
+
+def _finish(run_dir, info, trainer, started, status, error=None, val=None):
     info["status"] = status
     info["ended"] = now()
     info["seconds"] = round(float(info.get("seconds") or 0.0) + time.time() - started, 3)
     info["epochs"] = trainer.state.epoch
+    info["max_epochs"] = trainer.state.max_epochs or info.get("max_epochs")
     info["global_step"] = trainer.state.global_step
-    if trainer.state.stop_reason:
-        info["stop_reason"] = trainer.state.stop_reason
+    info["stop_reason"] = trainer.state.stop_reason or ""
     if error:
         info["error"] = error
     info["final"] = {k: v for k, v in trainer.history.last.items() if k not in ("epoch", "seconds")}
     monitor = read_monitor(run_dir)
     best = trainer.history.best(monitor) if monitor in trainer.history.columns else {}
     info["best"] = {"monitor": monitor, "value": best.get(monitor), "epoch": best.get("epoch")} if best else None
+    info["restored_best_epoch"] = getattr(trainer.state, "restored_best_epoch", None)
+    checkpoint = getattr(trainer, "checkpoint_path", None)
+    info["checkpoint"] = str(checkpoint) if checkpoint else None
+    try:  # what the report shows, recorded so `fittorch report` rebuilds the same page from the files
+        from .report import summary_text, system_info
+
+        info["system"] = system_info(trainer)
+        info["model_summary"] = summary_text(trainer, val)
+    except ImportError:  # pragma: no cover - builds without the report module
+        pass
     info.pop("pid", None)
     write_run_json(run_dir, info)
 
 
 def read_monitor(run_dir) -> str:
-    try:
-        import yaml
+    from .config import read_yaml
 
-        cfg = yaml.safe_load((Path(run_dir) / "config.yaml").read_text()) or {}
-        return cfg.get("monitor") or "val_loss"
+    try:
+        monitor = read_yaml(Path(run_dir) / "config.yaml", root=run_dir).get("monitor")
     except (OSError, ValueError):
         return "val_loss"
+    return monitor if isinstance(monitor, str) else "val_loss"
 
 
 def summary_line(run_dir, info: dict) -> str:
@@ -209,21 +249,29 @@ def summary_line(run_dir, info: dict) -> str:
     best = info.get("best")
     if best and best.get("value") is not None:
         parts.append(f"best {best['monitor']} {best['value']:.4f} (epoch {best['epoch']})")
-    for key, value in (info.get("test") or {}).items():
+    test = {k: v for k, v in (info.get("test") or {}).items() if isinstance(v, (int, float))}
+    for key, value in test.items():
         parts.append(f"test {key} {value:.4f}")
+    if test:  # which weights the test figures come from
+        restored = info.get("restored_best_epoch")
+        parts.append(f"tested with the best weights (epoch {restored})" if restored else
+                     f"tested with the last weights (epoch {info.get('epochs', '?')})")
     return " | ".join(parts) + f" -> {run_dir}"
 
 
-def write_artifacts(trainer, run_dir: Path, cfg, *, val=None, labels=None, total_seconds=None, log=print) -> None:
-    """curves.png (+ report.html, confusion_matrix.png with the report module)."""
+def write_artifacts(trainer, run_dir: Path, cfg, *, val=None, labels=None, total_seconds=None, log=print,
+                    run: dict | None = None) -> bool:
+    """curves.png (+ report.html, confusion_matrix.png with the report module). False when it failed."""
     from .report import write_run_artifacts
 
     try:
         write_run_artifacts(trainer, run_dir, val=val, config=cfg.to_dict(), name=run_dir.name,
-                            labels=[str(c) for c in labels] if labels else None, total_seconds=total_seconds)
+                            labels=[str(c) for c in labels] if labels else None, total_seconds=total_seconds, run=run)
     except Exception as exc:  # noqa: BLE001 - a plot must not turn a finished run into a failure
         log(f"warning: could not write the plots/report ({type(exc).__name__}: {exc}). "
             f"Rebuild them with: fittorch report {run_dir}")
+        return False
+    return True
 
 
 # ---------------------------------------------------------------------------------------
@@ -239,34 +287,90 @@ def save_model_bundle(exp, run_dir: Path) -> Path:
     })
 
 
-def load_run(run_dir: str | os.PathLike, *, checkpoint: str | None = None):
+def load_run(run_dir: str | os.PathLike, *, checkpoint: str | None = None, trust_code: bool = False):
     """(config, Preprocessing, Trainer with the trained weights) of a run directory.
 
     ``checkpoint``: ``"best"`` or ``"last"`` loads that checkpoint's weights instead of the final model.
+    Every file is read with a bound and validated; the model is first built on the meta device
+    and compared with the weights file's header, so an edited config cannot allocate memory.
+    ``model.type: import`` (code named by the run's config) runs only with ``trust_code=True``.
     """
     from .config import load_config
     from .experiment import Preprocessing, build_trainer
     from .serialization import read_metadata
 
     run_dir = check_run_dir(run_dir, need=("config.yaml", "model.json", "model.safetensors"))
-    cfg = load_config(run_dir / "config.yaml")
+    cfg = load_config(run_dir / "config.yaml", root=run_dir)
+    check_trusted(cfg, run_dir, trust_code)
     meta = read_metadata(run_dir / "model.safetensors")
-    if "preprocessing" not in meta:
+    if meta.get("preprocessing") is None:
         raise CheckpointError(f"{run_dir / 'model.json'} has no 'preprocessing' entry; it was not written by "
                               "`fittorch fit`. Use fittorch.load() for a bare model file.")
+    schemas.check(meta["preprocessing"], schemas.PreprocessingSchema, what=f"{run_dir / 'model.json'} (preprocessing)",
+                  error=CheckpointError)  # one finite mean and positive scale per feature, known classes
     prep = Preprocessing.from_dict(meta["preprocessing"])
+    check_model_fits(cfg, prep, run_dir)
     trainer = build_trainer(cfg, prep, run_dir=None, quiet=True, inference=True)  # no optimizer: no dynamo
-    trainer.load(run_dir / "model.safetensors")  # also restores the output kind for metrics
+    try:
+        trainer.load(run_dir / "model.safetensors")  # also restores the output kind for metrics
+    except (TypeError, ValueError, KeyError) as exc:
+        if isinstance(exc, (ConfigError, CheckpointError)):
+            raise
+        raise CheckpointError(f"{run_dir / 'model.json'} does not describe this model ({type(exc).__name__}: "
+                              f"{exc}); the file is damaged.") from None
     if prep.classes is not None and getattr(trainer, "classes", None) is not None:
         # model.json names the original labels (for Trainer.load users); the CLI encodes labels
         # itself with `prep`, so this trainer sees the class indices it was trained on.
         trainer.classes = list(range(len(prep.classes)))
     if checkpoint is not None:
-        from .serialization import load_into, unwrap
+        from .serialization import load_into, unwrap, warn_nonfinite
 
         path, state = checkpoint_state(run_dir, checkpoint, cfg.monitor)
         load_into(unwrap(trainer.model), {k: v.to(trainer.device) for k, v in state.items()}, source=str(path))
+        warn_nonfinite(state, str(path))
     return cfg, prep, trainer
+
+
+def saved_run_config(checkpoint_dir: str | os.PathLike) -> dict | None:
+    """The config the newest intact checkpoint was trained with (``None`` when it records none)."""
+    from .checkpoint import store
+
+    for path in reversed(store.list_checkpoints(checkpoint_dir)):
+        try:
+            manifest = store.read_manifest(path)
+            raw, _ = schemas.parse_json(store.read_file(path / "state.json", manifest), schemas.StateJson,
+                                        what=str(path / "state.json"), error=CheckpointError, allow_nan=True)
+        except CheckpointError:
+            continue  # damaged: resume falls back past it as well
+        config = (raw.get("config") or {}).get("run_config")
+        return config if isinstance(config, dict) else None
+    return None
+
+
+def check_trusted(cfg, run_dir: Path, trust_code: bool) -> None:
+    """``model.type: import`` in a run folder's config runs code: only with the explicit opt-in."""
+    if cfg.model.type == "import" and not trust_code:
+        raise ConfigError(f"{run_dir / 'config.yaml'} has model.type: import, which would import and run "
+                          f"{cfg.model.target!r} (with kwargs {cfg.model.kwargs}). A run folder may come from "
+                          "someone else, so this needs your opt-in: check that target, then pass --trust-code.")
+
+
+def check_model_fits(cfg, prep, run_dir: Path) -> None:
+    """Build the config's model on the meta device (no memory) and compare it with the weights file."""
+    import torch
+
+    from .experiment import build_model
+    from .serialization import check_shapes, header_shapes
+
+    try:
+        with torch.device("meta"):
+            probe = build_model(cfg, len(prep.feature_names), prep.n_outputs)
+    except (ConfigError, CheckpointError):
+        raise
+    except Exception:  # noqa: BLE001 - imported code may not build on the meta device: it is checked on load
+        return
+    check_shapes(probe, header_shapes(run_dir / "model.safetensors"),
+                 source=f"{run_dir / 'model.safetensors'} (config.yaml's model)")
 
 
 def checkpoint_state(run_dir: Path, which: str, monitor: str = "val_loss"):
@@ -293,19 +397,52 @@ def list_runs(runs_dir: str | os.PathLike = "runs") -> list[dict]:
         raise ConfigError(f"Runs folder {str(root)!r} does not exist. Train first: fittorch fit CONFIG.yaml "
                           "(or pass the folder given to --out).")
     rows = []
-    for d in sorted(p for p in root.iterdir() if p.is_dir()):
-        info = read_run_json(d)
+    for d in sorted(p for p in root.iterdir() if p.is_dir() and not p.is_symlink()):
+        info = read_run_json(d)  # a damaged run.json gives status "damaged": the other runs are still listed
         if not info and not (d / "config.yaml").exists():
             continue
-        status = info.get("status", "unknown")
-        if status == "running" and info.get("pid") and not _alive(info["pid"]):
-            status = "died"  # killed without a chance to record it (SIGKILL, power loss)
+        if info.get("damaged"):
+            info = {"status": "damaged"}
+        status, epochs, seconds = observed(d, info)
         best = info.get("best") or {}
-        rows.append({"name": d.name, "status": status, "epochs": info.get("epochs"),
+        rows.append({"name": d.name, "status": status, "epochs": epochs,
                      "max_epochs": info.get("max_epochs"), "best_metric": best.get("monitor"),
                      "best": best.get("value"), "best_epoch": best.get("epoch"), "test": info.get("test") or {},
-                     "seconds": info.get("seconds"), "started": info.get("started") or "", "path": str(d)})
+                     "seconds": seconds, "started": info.get("started") or "", "path": str(d)})
     return sorted(rows, key=lambda r: (r["started"], r["name"]))
+
+
+def observed(run_dir: Path, info: dict) -> tuple[str, int | None, float | None]:
+    """(status, epochs, seconds) of a run as it stands: a "running" run whose process is gone
+    "died", and a run that did not finish reached at least the epochs its checkpoints hold."""
+    status = info.get("status", "unknown")
+    if status == "running" and info.get("pid") and not _alive(info["pid"]):
+        status = "died"  # killed without a chance to record it (SIGKILL, a second Ctrl-C, power loss)
+    epochs, seconds = info.get("epochs"), info.get("seconds")
+    if status in ("died", "running", "interrupted", "failed"):
+        reached = checkpointed_epochs(run_dir)
+        if reached is not None and (epochs is None or reached > epochs):
+            epochs = reached  # run.json was left behind the checkpoints
+        if status == "died" and not seconds:
+            seconds = None  # unknown: the process never recorded it
+    return status, epochs, seconds
+
+
+_CHECKPOINT_NAME = re.compile(r"^ckpt-e(\d+)-b(\d+)$")  # checkpoint/store.py's naming (ckpt-e{epochs}-b{batches})
+
+
+def checkpointed_epochs(run_dir: Path) -> int | None:
+    """The epochs completed by the newest complete checkpoint in ``run_dir/checkpoints`` (None if none).
+
+    Read from the folder names and manifests alone: the checkpoint package imports torch, and
+    ``fittorch runs`` must not.
+    """
+    folder = Path(run_dir) / "checkpoints"
+    if not folder.is_dir() or folder.is_symlink():
+        return None
+    done = [int(m.group(1)) for p in folder.iterdir()
+            if (m := _CHECKPOINT_NAME.match(p.name)) and (p / "manifest.json").is_file()]
+    return max(done, default=None)
 
 
 def _alive(pid: int) -> bool:
@@ -322,7 +459,7 @@ def format_runs(rows: list[dict]) -> str:
     for r in rows:
         epochs = f"{r['epochs'] if r['epochs'] is not None else '-'}/{r['max_epochs'] or '-'}"
         best = (f"{r['best_metric']} {r['best']:.4f} @{r['best_epoch']}" if r["best"] is not None else "-")
-        test = " ".join(f"{k} {v:.4f}" for k, v in r["test"].items() if k != "loss") or "-"
+        test = " ".join(f"{k} {v:.4f}" for k, v in r["test"].items() if k != "loss" and v is not None) or "-"
         secs = f"{r['seconds']:.1f}s" if isinstance(r["seconds"], (int, float)) else "-"
         table.append([r["name"], r["status"], epochs, best, test, secs, r["started"].replace("+00:00", "Z")])
     widths = [max(len(str(row[i])) for row in table) for i in range(len(header))]

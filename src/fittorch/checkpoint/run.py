@@ -16,10 +16,15 @@ from pathlib import Path
 import torch
 
 from .._version import __version__
+from .. import schemas
 from ..errors import CheckpointError, ConfigError
 from ..loop import stack_losses
 from . import store
 from .flatten import flatten, unflatten
+
+
+class DamagedState(CheckpointError):
+    """A checkpoint's state parses but does not fit what it describes: skipped like a bad hash."""
 
 
 class NonFiniteWeights(CheckpointError):
@@ -177,12 +182,51 @@ def check_compatible(saved: dict, current: dict, source: str) -> None:
                    "but its bits may differ from an uninterrupted run.")
 
 
+def check_optimizer_state(saved, optimizer, source: str) -> None:
+    """The saved optimizer state has this optimizer's groups and settings, each of the same kind.
+
+    ``load_state_dict`` copies any group dict as it is; a damaged one would only fail at the next step.
+    """
+    groups = saved.get("param_groups") if isinstance(saved, dict) else None
+    if not isinstance(groups, list) or len(groups) != len(optimizer.param_groups) \
+            or not isinstance(saved.get("state"), dict):
+        raise DamagedState(f"The optimizer state in {source} does not have this optimizer's "
+                              f"{len(optimizer.param_groups)} parameter group(s); the checkpoint is damaged.")
+    params = [p for g in optimizer.param_groups for p in g["params"]]
+    for key, per_param in saved["state"].items():
+        if not isinstance(key, int) or not 0 <= key < len(params) or not isinstance(per_param, dict):
+            raise DamagedState(f"The optimizer state in {source} holds an entry {str(key)[:40]!r} that is not one "
+                                  f"of the {len(params)} parameters; the checkpoint is damaged.")
+        for name, value in per_param.items():
+            shape_ok = isinstance(value, torch.Tensor) and (value.numel() == 1 or value.shape == params[key].shape)
+            if not (shape_ok or value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))):
+                shown = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+                raise DamagedState(f"The optimizer state in {source}: parameter {key}'s {str(name)[:40]!r} is "
+                                      f"{shown}, not a tensor of shape {tuple(params[key].shape)}; the checkpoint "
+                                      "is damaged.")
+    for i, (old, new) in enumerate(zip(groups, optimizer.param_groups)):
+        if not isinstance(old, dict):
+            raise DamagedState(f"The optimizer state in {source}: parameter group {i} is not a mapping.")
+        for key, value in new.items():
+            if key == "params":
+                continue
+            number = isinstance(value, (int, float)) and value is not None
+            seen = old.get(key, ...)
+            if seen is ... or (number and (not isinstance(seen, (int, float)) or seen != seen)) \
+                    or (isinstance(value, (tuple, list)) and (not isinstance(seen, (tuple, list))
+                                                             or len(seen) != len(value))):
+                raise DamagedState(f"The optimizer state in {source}: parameter group {i} has "
+                                      f"{key}={str(seen)[:40] if seen is not ... else 'nothing'}; expected a value "
+                                      f"like {value!r}. The checkpoint is damaged.")
+
+
 # -- saving and loading ------------------------------------------------------------------------------
-def weights_finite(model) -> bool:
-    """One host sync: are all floating-point parameters and buffers finite?"""
+def weights_finite(model, losses: list | None = None) -> bool:
+    """One host sync: are all floating-point parameters and buffers (and ``losses``) finite?"""
     from ..callbacks.guard import all_finite
 
-    return all_finite(list(model.parameters()) + list(model.buffers()))
+    extra = [stack_losses(losses)] if losses else []  # the epoch's batch losses: a step gone bad since the last check
+    return all_finite(list(model.parameters()) + list(model.buffers()) + extra)
 
 
 def save_checkpoint(trainer, directory: str | os.PathLike, *, monitor: dict | None = None) -> Path | None:
@@ -197,10 +241,13 @@ def save_checkpoint(trainer, directory: str | os.PathLike, *, monitor: dict | No
                                              if k in RANK_LOCAL}) if trainer.dist.enabled else None
     try:
         if trainer.dist.is_main:
-            if not weights_finite(trainer.model):
+            # skip mode leaves the skipped steps' losses non-finite on purpose; its weights never took them
+            losses = trainer.epoch_losses if getattr(trainer, "nonfinite", "stop") != "skip" else None
+            if not weights_finite(trainer.model, losses):
                 raise NonFiniteWeights(
                     f"Not saving a checkpoint at epoch {trainer.state.epoch}, batch {trainer.state.batch_in_epoch}: "
-                    "the model's weights are not finite (NaN or inf). The previous checkpoint is kept."
+                    "the model's weights or this epoch's losses are not finite (NaN or inf). The previous "
+                    "checkpoint is kept."
                 )
             path = _write(trainer, Path(directory), monitor, ranks)
     finally:
@@ -257,12 +304,20 @@ def load_checkpoint(path: str | os.PathLike, *, device: str | torch.device = "cp
     loaded = {}
     for name in ("model.safetensors", "state.safetensors", "state.json"):
         data = store.read_file(path / name, manifest)
+        if name.endswith(".json"):  # parsed into a schema: bounded nesting, a train state with sane numbers
+            loaded[name], _ = schemas.parse_json(data, schemas.StateJson, what=str(path / name), allow_nan=True,
+                                                 error=CheckpointError, hint=store._previous_hint(path))
+            continue
         try:
-            loaded[name] = json.loads(data) if name.endswith(".json") else st_load(data)
+            loaded[name] = st_load(data)
         except (SafetensorError, ValueError, UnicodeDecodeError) as exc:
             raise CheckpointError(f"{path / name} could not be parsed ({exc}) although its hash matches the "
                                   f"manifest; it was not written by fittorch. {store._previous_hint(path)}") from None
-    state = unflatten(loaded["state.json"], loaded["state.safetensors"])
+    try:
+        state = unflatten(loaded["state.json"], loaded["state.safetensors"])
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError) as exc:
+        raise CheckpointError(f"{path / 'state.json'} does not fit its tensors ({type(exc).__name__}: {exc}); "
+                              f"the checkpoint is damaged. {store._previous_hint(path)}") from None
     model_state = loaded["model.safetensors"]
     if str(device) != "cpu":
         model_state = {k: v.to(device) for k, v in model_state.items()}
@@ -320,7 +375,27 @@ def resume(trainer, source) -> bool:
                        f"Resuming from the previous good checkpoint {path} instead; the steps after it are redone.")
         check_compatible(ckpt.config, run_config(trainer), str(path))
         state = dict(ckpt.state, model=ckpt.model_state)
-        load_run_state(trainer, state, source=str(path))
+        try:
+            saved_opts = state.get("optimizers") or {"default": state.get("optimizer")}
+            for name, opt in trainer.optimizers.items():
+                if name in saved_opts:
+                    check_optimizer_state(saved_opts[name], opt, f"{path} (optimizer {name!r})")
+            load_run_state(trainer, state, source=str(path))
+        except DamagedState as exc:
+            if not fallback:
+                raise
+            skipped.append(str(exc))
+            continue
+        except CheckpointError:  # settings that differ (not damage) are refused at once
+            raise
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError, RuntimeError, OverflowError) as exc:
+            # values that parse but cannot be restored (a garbage RNG state, a wrong-sized buffer):
+            # damaged like a bad hash; the next candidate restores every part again.
+            if not fallback:
+                raise CheckpointError(f"{path} cannot be restored ({type(exc).__name__}: {exc}); it is damaged. "
+                                      f"{store._previous_hint(path)}") from None
+            skipped.append(f"{path} cannot be restored ({type(exc).__name__}: {exc})")
+            continue
         trainer.checkpoint_path = path
         return True
     error = skipped[0] if skipped else ""

@@ -29,6 +29,7 @@ import time
 import warnings
 from pathlib import Path
 
+from .. import safeio, schemas
 from ..errors import CheckpointError
 
 FORMAT = "fittorch-checkpoint"
@@ -69,22 +70,26 @@ def latest(directory: str | os.PathLike) -> Path | None:
 
 
 def read_manifest(path: str | os.PathLike) -> dict:
+    """The checkpoint's manifest, read with a bound and validated (see :class:`fittorch.schemas.Manifest`)."""
     p = Path(path) / MANIFEST
     try:
-        manifest = json.loads(p.read_text())
+        data = safeio.read_regular(p, max_bytes=safeio.MAX_JSON, what="the manifest")
     except FileNotFoundError:
         raise CheckpointError(f"{p.parent} is not a complete fittorch checkpoint: it has no {MANIFEST}. "
                               f"{_previous_hint(p.parent)}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise CheckpointError(f"{p} is damaged (not valid JSON: {exc}). {_previous_hint(p.parent)}") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        seen = manifest.get("format") if isinstance(manifest, dict) else type(manifest).__name__
-        raise CheckpointError(f"{p} is not a fittorch checkpoint manifest (format {seen!r}, expected {FORMAT!r}). "
-                              f"{_previous_hint(p.parent)}")
-    if manifest.get("version", 0) > FORMAT_VERSION:
-        raise CheckpointError(f"{p.parent} was written in checkpoint format {manifest['version']}, newer than "
+    except safeio.UnsafeFile as exc:
+        raise CheckpointError(f"{exc} {_previous_hint(p.parent)}") from None
+    try:
+        probe = schemas.loads(data, allow_nan=True)
+    except ValueError:
+        probe = None
+    if isinstance(probe, dict) and probe.get("format") == FORMAT and isinstance(probe.get("version"), int) \
+            and probe["version"] > FORMAT_VERSION:
+        raise CheckpointError(f"{p.parent} was written in checkpoint format {probe['version']}, newer than "
                               f"this fittorch reads ({FORMAT_VERSION}). Upgrade fittorch to load it.")
-    return manifest
+    raw, _ = schemas.parse_json(data, schemas.Manifest, what=str(p), error=CheckpointError,
+                                hint=_previous_hint(p.parent), allow_nan=True)
+    return raw
 
 
 def best_by(directory: str | os.PathLike, monitor: str | None = None) -> Path | None:
@@ -105,15 +110,22 @@ def best_by(directory: str | os.PathLike, monitor: str | None = None) -> Path | 
 
 
 def read_file(path: Path, manifest: dict) -> bytes:
-    """The bytes of one checkpoint file, checked against the manifest's size and SHA-256."""
-    entry = manifest.get("files", {}).get(path.name)
+    """The bytes of one checkpoint file, checked against the manifest's size and SHA-256.
+
+    Only a regular file inside the checkpoint is read (no symlink, FIFO or device), and only
+    after its size matched the manifest's, so a damaged checkpoint can neither hang nor exhaust memory.
+    """
+    entry = (manifest.get("files") or {}).get(path.name)
     if entry is None:
         raise CheckpointError(f"{path.parent} has no '{path.name}' in its manifest; it was not written by this "
                               f"fittorch or is damaged. {_previous_hint(path.parent)}")
     try:
-        data = path.read_bytes()
+        data = safeio.read_regular(path, max_bytes=entry["bytes"], expected=entry["bytes"], what="checkpoint file")
     except FileNotFoundError:
         raise CheckpointError(f"{path} is missing (listed in the manifest). {_previous_hint(path.parent)}") from None
+    except safeio.UnsafeFile as exc:
+        raise CheckpointError(f"{path} is corrupted, truncated or replaced: {exc} (expected SHA-256 "
+                              f"{entry['sha256']}, {entry['bytes']} bytes). {_previous_hint(path.parent)}") from None
     actual = hashlib.sha256(data).hexdigest()
     if len(data) != entry["bytes"] or actual != entry["sha256"]:
         raise CheckpointError(
@@ -124,10 +136,13 @@ def read_file(path: Path, manifest: dict) -> bytes:
 
 
 def verify(path: str | os.PathLike) -> dict:
-    """Check every file of a checkpoint against its manifest; return the manifest."""
+    """Check every file of a checkpoint against its manifest; return the manifest.
+
+    File names are validated by the manifest's schema: none may leave the checkpoint folder.
+    """
     path = Path(path)
     manifest = read_manifest(path)
-    for name in manifest.get("files", {}):
+    for name in manifest["files"]:
         read_file(path / name, manifest)
     return manifest
 
@@ -141,8 +156,9 @@ def _previous_hint(path: Path) -> str:
 
 # -- writing -------------------------------------------------------------------------
 def write_bytes(path: Path, data: bytes) -> None:
-    """Write one file of a checkpoint (the store fsyncs it afterwards)."""
-    with open(path, "wb") as f:
+    """Write one new file of a checkpoint (``O_EXCL``: never through a planted file or link)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o644)
+    with os.fdopen(fd, "wb") as f:
         f.write(data)
 
 
@@ -170,17 +186,16 @@ def write_checkpoint(directory: str | os.PathLike, name: str, write_files, manif
         _test_pause(tmp)
         manifest = {"format": FORMAT, "version": FORMAT_VERSION, "created": time.time(), **manifest_extra,
                     "files": files}
-        with open(tmp / MANIFEST, "w") as fh:
-            fh.write(json.dumps(manifest, indent=1))
-            fh.flush()
+        write_bytes(tmp / MANIFEST, json.dumps(manifest, indent=1).encode())
+        with open(tmp / MANIFEST, "rb") as fh:
             os.fsync(fh.fileno())
-        _fsync_dir(tmp)
+        safeio.fsync_dir(tmp)
         old = None
         if final.exists():  # the same position saved again (e.g. after resuming from an earlier one)
             old = directory / f".old-{name}-{os.getpid()}"
             os.rename(final, old)
         os.rename(tmp, final)
-        _fsync_dir(directory)
+        safeio.fsync_dir(directory)
     except OSError as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         why = "the disk is full; free some space or choose another checkpoint_dir" if exc.errno in (
@@ -195,19 +210,6 @@ def write_checkpoint(directory: str | os.PathLike, name: str, write_files, manif
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
     return final
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:  # e.g. Windows cannot open directories
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _test_pause(tmp: Path) -> None:

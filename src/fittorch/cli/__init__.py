@@ -88,13 +88,15 @@ def main(argv: list[str] | None = None) -> int:
         print("fittorch: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # noqa: BLE001 - the CLI's one place that turns errors into exit codes
-        from ..errors import ConfigError, DataError, DataTypeError, FittorchError, ModelError
+        from ..errors import ConfigError, DataError, DataTypeError, FittorchError, ModelError, OutputError
 
         if args.debug:
             raise
-        usage = isinstance(exc, (ConfigError, DataError, DataTypeError, ModelError))
+        usage = isinstance(exc, (ConfigError, DataError, DataTypeError, ModelError, OutputError))
         name = "error" if isinstance(exc, FittorchError) else type(exc).__name__
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        lines = str(exc).strip().splitlines() or [type(exc).__name__]
+        # a fittorch error may list several problems, one per line (a config with many mistakes)
+        message = "\n".join(lines[:25]) if isinstance(exc, FittorchError) else lines[0]
         print(f"fittorch: {name}: {message}", file=sys.stderr)
         print("hint: run again with --debug for the full traceback.", file=sys.stderr)
         return EXIT_USAGE if usage else EXIT_FAILURE

@@ -23,7 +23,7 @@ def _sklearn_frame(cfg, prep, source: str):
 
 def labelled_data(cfg, prep, data: str | None):
     """(description, X, y) ready for the model: the run's own split when ``data`` is None."""
-    from ..data.files import read_table
+    from ..data.files import check_target_present, read_table
     from ..errors import DataError
 
     if data is None:
@@ -43,6 +43,7 @@ def labelled_data(cfg, prep, data: str | None):
     if target not in df.columns:
         raise DataError(f"{data} has no target column {target!r}, which evaluate needs to score the model. "
                         f"To predict unlabelled rows use: fittorch predict RUN_DIR {data}")
+    check_target_present(df[target], target, data)
     return data, prep.frame_to_X(df.drop(columns=[target]), data, allow=_ignored(cfg, df)), \
         prep.encode(df[target].to_numpy(), data)
 

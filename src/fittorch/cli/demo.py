@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ._args import positive_float, positive_int, seed
+
 EXAMPLE = """\
 example:
   fittorch demo                       # 100 epochs, writes runs/demo/
@@ -16,10 +18,10 @@ def add_parser(sub) -> None:
                        description="Train the lesson's MLP on make_classification(1000x20), save curves, "
                                    "metrics and the model, then reload it and check the accuracy.",
                        epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--epochs", type=int, default=100)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--epochs", type=positive_int, default=100)
+    p.add_argument("--batch-size", type=positive_int, default=32)
+    p.add_argument("--lr", type=positive_float, default=1e-3)
+    p.add_argument("--seed", type=seed, default=42)
     p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N or mps")
     p.add_argument("--out", default="runs/demo", help="output folder (default runs/demo)")
     p.add_argument("--no-shuffle", action="store_true", help="batch in stored order, exactly like the lesson's loop")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ._args import add_trust_code, positive_int
+
 EXAMPLE = """\
 example:
   fittorch evaluate runs/iris-csv data/iris_test.csv     # a file with the same columns + the target
@@ -22,8 +24,9 @@ def add_parser(sub) -> None:
                    help="a .csv/.parquet/.npz file with the target column, or a sklearn: source")
     p.add_argument("--checkpoint", choices=["best", "last"],
                    help="use the best or last checkpoint's weights instead of the final model")
-    p.add_argument("--batch-size", type=int, default=1024)
+    p.add_argument("--batch-size", type=positive_int, default=1024)
     p.add_argument("--json", action="store_true", help="print the result as JSON")
+    add_trust_code(p)
     p.set_defaults(run=run)
 
 
@@ -34,7 +37,7 @@ def run(args) -> int:
     from ..runs import check_run_dir, load_run
 
     run_dir = check_run_dir(args.run_dir)
-    cfg, prep, trainer = load_run(run_dir, checkpoint=args.checkpoint)
+    cfg, prep, trainer = load_run(run_dir, checkpoint=args.checkpoint, trust_code=args.trust_code)
     what, X, y = labelled_data(cfg, prep, args.data)
     result = trainer.evaluate((X, y), batch_size=args.batch_size)
     if args.json:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ._args import add_trust_code, positive_int
+
 EXAMPLE = """\
 example:
   fittorch predict runs/iris-csv new_flowers.csv --output preds.csv
@@ -22,7 +24,10 @@ def add_parser(sub) -> None:
     p.add_argument("data", metavar="DATA", help="a .csv/.parquet/.npz file, or a sklearn: source")
     p.add_argument("--output", "-o", metavar="PREDS.csv", help="write here (default: standard output)")
     p.add_argument("--proba", action="store_true", help="add one probability column per class")
-    p.add_argument("--batch-size", type=int, default=1024)
+    p.add_argument("--batch-size", type=positive_int, default=1024)
+    p.add_argument("--strict", action="store_true",
+                   help="exit 1 (writing nothing) when a prediction is NaN or inf, instead of a warning")
+    add_trust_code(p)
     p.set_defaults(run=run)
 
 
@@ -39,19 +44,35 @@ def run(args) -> int:
 
 
 def predict_run(args):
+    import sys
+
     import pandas as pd
+    import torch
 
     from ._data import feature_data
-    from ..errors import ConfigError
+    from ..errors import ConfigError, TrainingError
     from ..runs import check_run_dir, load_run
 
     run_dir = check_run_dir(args.run_dir)
-    cfg, prep, trainer = load_run(run_dir)
+    cfg, prep, trainer = load_run(run_dir, trust_code=args.trust_code)
     if args.proba and prep.task != "classification":
         raise ConfigError("--proba is for classification runs; this run is a regression.")
     X = feature_data(cfg, prep, args.data)
-    predictions, proba = prep.decode(trainer.predict(X, batch_size=args.batch_size))
+    outputs = trainer.predict(X, batch_size=args.batch_size)
+    bad = ~torch.isfinite(outputs.reshape(len(outputs), -1)).all(dim=1)
+    n_bad = int(bad.sum())
+    if n_bad:  # never shown as a label: argmax of NaN would name the first class
+        rows = ", ".join(str(i + 1) for i in bad.nonzero().flatten()[:10].tolist())
+        msg = (f"{n_bad} of {len(outputs)} predictions are NaN or inf (data rows {rows}{' ...' if n_bad > 10 else ''}) "
+               f"although the inputs are finite: the model in {run_dir} is broken (diverged weights?).")
+        if args.strict:
+            raise TrainingError(msg + " Nothing was written (--strict).")
+        print(f"fittorch: warning: {msg} Those rows are left empty.", file=sys.stderr)
+    predictions, proba = prep.decode(outputs)
     out = pd.DataFrame({"prediction": predictions})
+    if n_bad:
+        out["prediction"] = out["prediction"].astype(object)
+        out.loc[bad.numpy(), "prediction"] = None
     if args.proba:
         for i, name in enumerate(prep.classes):
             out[f"proba_{name}"] = proba[:, i]
@@ -75,8 +96,11 @@ def predict_onnx(args):
 def write(out, output) -> None:
     import sys
 
-    if output:
-        out.to_csv(output, index=False)
+    from ..safeio import atomic_writer
+
+    if output:  # atomic: a kill or a full disk leaves the previous file whole
+        with atomic_writer(output, text=True, newline="") as f:
+            out.to_csv(f, index=False)
         print(f"Wrote {len(out)} predictions to {output}", file=sys.stderr)
     else:
         try:

@@ -20,7 +20,7 @@ def read_table(path):
     suffix = p.suffix.lower()
     try:
         if suffix == ".csv":
-            return pd.read_csv(p)
+            return _checked_csv(p, pd.read_csv(p))
         if suffix in (".parquet", ".pq"):
             return pd.read_parquet(p)
         with np.load(p, allow_pickle=False) as npz:
@@ -28,6 +28,11 @@ def read_table(path):
             if "X" not in npz:
                 raise validation.missing_column("X", keys, str(p), what="Array")
             X = npz["X"]
+            if X.ndim == 0:
+                from ..errors import DataError
+
+                raise DataError(f"{str(p)!r}: X is a single value (0-d array, shape ()); expected rows x features, "
+                                "e.g. shape (n, d).")
             validation.check_array_dtype(X, f"{p.name}['X']")
             df = pd.DataFrame(X.reshape(len(X), -1), columns=[f"x{i}" for i in range(int(np.prod(X.shape[1:])))])
             if "y" in npz:
@@ -53,6 +58,8 @@ def load_xy(path, target: str | None = None):
 
     Feature columns holding text or mixed types are refused here, naming the column.
     """
+    import pandas as pd
+
     from . import checks as validation
 
     df = read_table(path)
@@ -63,5 +70,45 @@ def load_xy(path, target: str | None = None):
             raise validation.missing_column(target, df.columns, str(path))
         X, y = df.drop(columns=[target]), df[target]
     for col in X.columns:
+        if not (pd.api.types.is_numeric_dtype(X[col]) or pd.api.types.is_bool_dtype(X[col])) and \
+                (pd.api.types.is_datetime64_any_dtype(X[col]) or pd.api.types.is_timedelta64_dtype(X[col])):
+            from ..errors import DataTypeError
+
+            raise DataTypeError(f"File {str(path)!r} column {col!r} holds dates/times ({X[col].dtype}); expected "
+                                f"numbers. Turn it into numbers first (e.g. df[{col!r}].dt.dayofyear) or drop it.")
         validation.check_column(X[col], col, f"File {str(path)!r}")
+    if y is not None:
+        check_target_present(y, target, path)
     return X, y
+
+
+def check_target_present(y, target, path) -> None:
+    """Missing labels are refused, naming their rows: a NaN must never become a class 'nan'."""
+    import pandas as pd
+
+    from ..errors import DataError
+
+    missing = pd.isna(pd.Series(y)).to_numpy()
+    if missing.any():
+        csv_file = str(path).lower().endswith(".csv")  # a CSV's line numbers (line 1 is the header)
+        rows = [int(i) + (2 if csv_file else 0) for i in missing.nonzero()[0][:10]]
+        raise DataError(f"File {str(path)!r}: the target column {target!r} has {int(missing.sum())} missing value(s), "
+                        f"at {'line' if csv_file else 'row (from 0)'} {', '.join(map(str, rows))}"
+                        f"{' ...' if missing.sum() > 10 else ''}. Drop those rows or fill in their labels.")
+
+
+def _checked_csv(p, df):
+    """A CSV with a header and at least one row, and no column name twice (pandas renames it ``x.1``)."""
+    import csv
+
+    from ..errors import DataError
+
+    with open(p, newline="", encoding="utf-8", errors="replace") as f:
+        header = next(csv.reader(f), [])
+    seen = [c for i, c in enumerate(header) if c in header[:i]]
+    if seen:
+        raise DataError(f"File {str(p)!r} names column(s) {', '.join(map(repr, dict.fromkeys(seen)))} more than once; "
+                        "each column needs its own name.")
+    if len(df) == 0:
+        raise DataError(f"File {str(p)!r} has a header ({', '.join(map(str, header[:6]))}) but no data rows.")
+    return df
