@@ -153,7 +153,7 @@ def _first_difference(a, b, prefix="") -> str:
 
 
 def _save_tune_config(cfg: Config, study_dir: Path) -> None:
-    from .report import atomic_write
+    from ..safeio import atomic_write
 
     atomic_write(study_dir / "tune.yaml", dump_yaml(cfg))
 

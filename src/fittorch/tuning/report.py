@@ -11,32 +11,18 @@ from __future__ import annotations
 import html
 import json
 import math
-import os
 import tempfile
 import time
 from pathlib import Path
 
 from ..config import Config, dump_yaml
 from ..report import _CSS, _png_data_uri, _table
+from ..safeio import atomic_write
 from .check import trial_config
 from .claims import trial_dir
 from .space import SearchConfig, decode
 
 COLORS = {"COMPLETE": "#0969da", "PRUNED": "#bf8700", "FAIL": "#cf222e", "RUNNING": "#8c959f", "WAITING": "#8c959f"}
-
-
-def atomic_write(path: Path, data: str | bytes) -> None:
-    """Temp file in the same folder, fsync, rename: readers see the old file or the new one."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data.encode("utf-8") if isinstance(data, str) else data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def trial_rows(study, study_dir: Path) -> list[dict]:

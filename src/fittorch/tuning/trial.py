@@ -18,6 +18,7 @@ from ..config import Config, save_config
 from ..errors import FittorchError
 from ..experiment import Experiment, build_trainer, prepare_data
 from ..history import History
+from ..rundir import RunLock
 from ..runs import execute, read_run_json
 from .check import trial_config
 from .pruning import PRUNED, OptunaPruning
@@ -71,17 +72,19 @@ def run_trial(base: Config, search: SearchConfig, claim, *, metric: str, directi
 
 def _train(cfg: Config, run_dir: Path, trial, metric: str, resume: bool) -> int:
     prep, splits = prepare_data(cfg)
-    trainer = build_trainer(cfg, prep, run_dir=run_dir, has_val=splits.val is not None, quiet=True)
-    if trial is not None:
-        trainer.callbacks.append(OptunaPruning(trial, monitor=metric))
-    exp = Experiment(cfg, prep, splits, trainer)
-    if not resume:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        save_config(cfg, run_dir / "config.yaml")
+    run_dir.mkdir(parents=True, exist_ok=True)
     try:
-        return execute(exp, run_dir, resume=resume, quiet=True)
+        with RunLock(run_dir):  # as fit and resume: one writer per run folder
+            trainer = build_trainer(cfg, prep, run_dir=run_dir, has_val=splits.val is not None, quiet=True)
+            trainer.run_config = cfg.to_dict()  # recorded in checkpoints, as fit does
+            if trial is not None:
+                trainer.callbacks.append(OptunaPruning(trial, monitor=metric))
+            exp = Experiment(cfg, prep, splits, trainer)
+            if not resume:
+                save_config(cfg, run_dir / "config.yaml")
+            return execute(exp, run_dir, resume=resume, quiet=True)
     finally:
-        del exp, trainer, prep, splits
+        exp = trainer = prep = splits = None  # this trial's model, optimizer and data go now
         free_memory()
 
 
