@@ -212,3 +212,15 @@ def test_progress_bar_with_inner_step_bar(small_clf_data, mlp_factory):
     text = out.getvalue()
     assert "Training" in text and "2/2" in text and "val_accuracy=" in text and "train_loss=" in text
     assert "Epoch 1" in text and "batch" in text  # the inner bar over the 4 steps
+
+
+def test_early_stopping_typo_with_validation_data_does_not_blame_missing_val(small_clf_data, mlp_factory):
+    X, y = small_clf_data
+    trainer = ft.Trainer(mlp_factory(), progress=False, callbacks=[ft.EarlyStopping("val_acuracy")])
+    with pytest.raises(ConfigError) as info:
+        trainer.fit((X[:150], y[:150]), val=(X[150:], y[150:]), epochs=2)
+    message = str(info.value)
+    assert "no validation data" not in message and "Did you mean 'val_accuracy'" in message
+    trainer = ft.Trainer(mlp_factory(), progress=False, callbacks=[ft.EarlyStopping("val_loss")])
+    with pytest.raises(ConfigError, match="no validation data was given"):
+        trainer.fit((X, y), epochs=2)

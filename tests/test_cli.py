@@ -156,7 +156,7 @@ def test_config_errors_through_the_executable(tmp_path, fittorch_cmd, cli_env):
     assert r.returncode == 2 and r.stdout == ""
     assert r.stderr.splitlines()[0] == f"fittorch: error: {p}: unknown key 'trian'. Did you mean 'train'? " \
         "Valid keys at the top level: name, seed, data, model, task, loss, optimizer, scheduler, train, callbacks, " \
-        "metrics, monitor, device, loggers."
+        "metrics, monitor, device, loggers, search."
     r = cli(fittorch_cmd, cli_env, "fit", p, "--set", "train.epochs=x", "--debug")
     assert r.returncode != 0 and "Traceback" in r.stderr  # --debug shows the traceback
     with pytest.raises(SystemExit) as info:  # argparse usage error
@@ -183,3 +183,28 @@ def test_example_configs_are_valid():
     assert len(configs) >= 4
     for path in configs:
         load_config(path)
+
+
+def test_an_id_like_column_warns_in_one_plain_line_and_bad_tables_exit_2(tmp_path, capsys):
+    import warnings
+
+    import numpy as np
+
+    root = Path(__file__).resolve().parents[1]
+    df = pd.read_csv(root / "examples" / "data" / "penguins.csv")
+    df.assign(rowid=[f"r{i}" for i in range(len(df))]).to_csv(tmp_path / "ids.csv", index=False)
+    df.assign(empty=np.nan).to_csv(tmp_path / "empty.csv", index=False)
+    config = str(root / "examples" / "configs" / "penguins.yaml")
+    from fittorch.cli import _plain_fittorch_warning
+    from fittorch.tabular import TabularWarning
+
+    with pytest.warns(TabularWarning, match="'rowid' is used as categorical but has"):
+        code = main(["fit", config, "--set", f"data.source={tmp_path / 'ids.csv'}", "--set", "train.epochs=1",
+                     "--out", str(tmp_path / "runs"), "--quiet"])
+    assert code == 0
+    fmt = _plain_fittorch_warning(warnings.formatwarning)  # what the CLI prints: one line, no source excerpt
+    assert fmt("looks like an ID", TabularWarning, "x.py", 1) == "fittorch: warning: looks like an ID\n"
+    assert "UserWarning" in fmt("other", UserWarning, "x.py", 1)
+    code, err = run_main(["fit", config, "--set", f"data.source={tmp_path / 'empty.csv'}", "--out",
+                          str(tmp_path / "runs")])
+    assert code == 2 and "column 'empty' is entirely missing" in err.splitlines()[0]

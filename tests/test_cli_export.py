@@ -82,7 +82,9 @@ def test_an_imported_model_that_cannot_be_traced_names_its_line(tmp_path, capsys
     """))
     assert main(["fit", str(tmp_path / "cfg.yaml"), "--quiet", "--out", str(tmp_path / "runs")]) == 0
     capsys.readouterr()
-    assert main(["export", str(tmp_path / "runs" / "branchy")]) == 2
+    assert main(["export", str(tmp_path / "runs" / "branchy")]) == 2  # imports code: needs the opt-in
+    assert "--trust-code" in capsys.readouterr().err
+    assert main(["export", str(tmp_path / "runs" / "branchy"), "--trust-code"]) == 2
     err = capsys.readouterr().err
     assert "(Branchy) cannot be exported: its forward branches on the values of a tensor at " in err
     assert "branchy_models.py:11 `if out.max() > 100:" in err and "torch.where" in err
@@ -132,12 +134,12 @@ def test_the_imported_digits_cnn_exports_to_both_formats(tmp_path, capsys, monke
     monkeypatch.syspath_prepend(str(ROOT / "examples"))  # model.target: custom_models:DigitsCNN
     run = fit_run(tmp_path, "digits_cnn.yaml", "--set", "train.epochs=1")
     for fmt in ("onnx", "pt2"):
-        assert main(["export", str(run), "--format", fmt, "--rows", "sklearn:digits"]) == 0
+        assert main(["export", str(run), "--format", fmt, "--rows", "sklearn:digits", "--trust-code"]) == 0
         assert "parity on 1000 rows (first 1000 of sklearn:digits)" in capsys.readouterr().out
     X = load_digits().data[:50].astype("float32")
     import pandas as pd
 
-    _, prep, trainer = load_run(run)
+    _, prep, trainer = load_run(run, trust_code=True)
     labels, _ = prep.decode(trainer.predict(prep.frame_to_X(pd.DataFrame(X, columns=prep.feature_names), "X")))
     (_, proba) = ort.InferenceSession(str(run / "model.onnx")).run(None, {"features": X})
     assert [prep.classes[i] for i in proba.argmax(1)] == labels

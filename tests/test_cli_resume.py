@@ -84,3 +84,20 @@ def test_resume_without_a_checkpoint_says_so(tmp_path, capsys):
 def test_resume_needs_a_run_directory(tmp_path, capsys):
     assert main(["resume", str(tmp_path / "nope")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_a_raw_table_run_resumes_exactly(tmp_path):
+    """Numeric + category-index inputs (the penguins CSV) checkpoint and resume bit for bit."""
+    from pathlib import Path
+
+    import torch
+    from safetensors.torch import load_file
+
+    config = Path(__file__).resolve().parents[1] / "examples" / "configs" / "penguins.yaml"
+    common = ["--quiet", "--out", str(tmp_path)]
+    assert main(["fit", str(config), "--set", "train.epochs=4", "--name", "straight", *common]) == 0
+    assert main(["fit", str(config), "--set", "train.epochs=2", "--name", "split", *common]) == 0
+    assert main(["resume", str(tmp_path / "split"), "--epochs", "4", "--quiet"]) == 0
+    a = load_file(str(tmp_path / "straight" / "model.safetensors"))
+    b = load_file(str(tmp_path / "split" / "model.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

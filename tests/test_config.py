@@ -168,3 +168,18 @@ def test_numbers_and_names_are_bounded(tmp_path, override, match):
     p.write_text("data: {source: 'sklearn:iris'}\n")
     with pytest.raises(ConfigError, match=match):
         load_config(p, [override])
+
+
+def test_the_column_role_keys_are_checked():
+    from fittorch.config import validate as check
+
+    with pytest.raises(ConfigError, match=r"data.numeric and data.categorical both list \['a'\]"):
+        check({"data": {"source": "x.csv", "target": "y", "numeric": ["a"], "categorical": ["a"]}})
+    with pytest.raises(ConfigError, match="'b', which is not in data.features"):
+        check({"data": {"source": "x.csv", "target": "y", "features": ["a"], "categorical": ["b"]}})
+    with pytest.raises(ConfigError, match="data.target 'y' is also listed as an input column"):
+        check({"data": {"source": "x.csv", "target": "y", "categorical": ["y"]}})
+    with pytest.raises(ConfigError, match="min_frequency"):
+        check({"data": {"source": "x.csv", "min_frequency": 0}})
+    with pytest.raises(ConfigError, match="embedding_dims"):
+        check({"data": {"source": "x.csv"}, "model": {"embedding_dims": {"zip": -1}}})

@@ -295,3 +295,44 @@ def test_the_examples_in_docs_data_md_run(tmp_path, monkeypatch):
         exec(compile(block, f"docs/data.md block {i}", "exec"), namespace)
     assert namespace["trainer"].classes == ["cat", "dog"]
     assert (tmp_path / "pets" / "model.json").exists()
+
+
+# -- CSV files as they come (issue 14) -------------------------------------------------------
+
+def test_csv_with_bom_semicolons_and_decimal_commas_is_read(tmp_path):
+    from fittorch.data.files import read_table
+
+    (tmp_path / "bom.csv").write_bytes("\ufeffa,b\n1,x\n2,y\n".encode("utf-8"))
+    assert list(read_table(tmp_path / "bom.csv").columns) == ["a", "b"]
+    (tmp_path / "semi.csv").write_text("name;weight;city\nAnna;61,5;Köln\nBen;80,25;Bonn\n", encoding="utf-8")
+    df = read_table(tmp_path / "semi.csv")
+    assert list(df.columns) == ["name", "weight", "city"] and df["weight"].tolist() == [61.5, 80.25]
+    (tmp_path / "semi2.csv").write_text("a;b\n1.5;2\n3.5;4\n")
+    assert read_table(tmp_path / "semi2.csv")["a"].tolist() == [1.5, 3.5]
+
+
+def test_csv_with_duplicate_column_names_is_refused(tmp_path):
+    from fittorch.data.files import read_table
+
+    (tmp_path / "dup.csv").write_text("a,b,a\n1,2,3\n")
+    with pytest.raises(DataError, match=r"names column\(s\) 'a' more than once"):
+        read_table(tmp_path / "dup.csv")
+    (tmp_path / "dup2.csv").write_text("a;b;a\n1;2;3\n")  # found with the sniffed delimiter too
+    with pytest.raises(DataError, match=r"names column\(s\) 'a' more than once"):
+        read_table(tmp_path / "dup2.csv")
+
+
+def test_load_xy_never_inspects_unselected_columns(tmp_path):
+    pd.DataFrame({"x": [1.0, 2.0], "text": ["a", "b"], "y": [0, 1]}).to_csv(tmp_path / "t.csv", index=False)
+    X, y = load_xy(tmp_path / "t.csv", "y", features=["x"])
+    assert list(X.columns) == ["x"] and y.tolist() == [0, 1]
+    with pytest.raises(ft.DataTypeError, match="'text'"):
+        load_xy(tmp_path / "t.csv", "y")
+
+
+def test_a_csv_that_is_not_utf8_is_explained(tmp_path):
+    from fittorch.data.files import read_table
+
+    (tmp_path / "latin.csv").write_bytes("name,city\nJosé,Köln\n".encode("latin-1"))
+    with pytest.raises(DataError, match=r"is not UTF-8 text \(it holds the byte b'\\xe9'.*iconv -f latin1"):
+        read_table(tmp_path / "latin.csv")

@@ -25,7 +25,8 @@ import torch
 import fittorch as ft
 from fittorch.data import InMemoryData, LoaderData
 from fittorch.data.order import shard_order
-from fittorch.distributed import DistContext, ShardSampler, strip_nproc
+from fittorch.cli.launch import strip_nproc
+from fittorch.distributed import DistContext, ShardSampler
 from fittorch.errors import CheckpointError, ConfigError
 
 SRC = Path(__file__).resolve().parents[1] / "src"
@@ -487,7 +488,7 @@ def test_ready_dataloader_gets_a_distributed_sampler():
 
 
 def test_strip_nproc_and_launch_checks():
-    from fittorch.distributed import launch
+    from fittorch.cli.launch import launch
 
     assert strip_nproc(["fit", "c.yaml", "--nproc", "2", "--epochs", "3"]) == ["fit", "c.yaml", "--epochs", "3"]
     assert strip_nproc(["fit", "--nproc=4", "c.yaml"]) == ["fit", "c.yaml"]
@@ -497,7 +498,7 @@ def test_strip_nproc_and_launch_checks():
 
 def test_launch_runs_fittorch_under_torchrun(monkeypatch, capfd):
     """``fittorch.distributed.launch`` (behind ``fittorch fit --nproc N``) starts N processes."""
-    from fittorch.distributed import launch
+    from fittorch.cli.launch import launch
 
     for key, value in _env().items():
         monkeypatch.setenv(key, value)

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-LINK = re.compile(r"\[`([^`]+)`\]\(\.\./(src/[^#)]+)#L(\d+)\)")
-LINKED_DOCS = ["how-it-works.md"]
+LINK = re.compile(r"\[`([^`]+)`\]\((?:\.\./)+(src/[^#)]+)#L(\d+)\)")
+LINKED_DOCS = ["how-it-works.md", "ko/how-it-works.md"]
 
 
 def _matches(code: str, line: str) -> bool:
@@ -54,17 +54,46 @@ def test_python_snippets_run(doc, tmp_path, cli_env):
         assert proc.returncode == 0, (block, proc.stderr)
 
 
+def test_korean_docs_follow_the_english_ones():
+    """The Korean how-it-works links the same code as the English one; both READMEs link each other."""
+    en = LINK.findall((ROOT / "docs" / "how-it-works.md").read_text())
+    ko = LINK.findall((ROOT / "docs" / "ko" / "how-it-works.md").read_text())
+    assert [(c, p) for c, p, _ in ko] == [(c, p) for c, p, _ in en]
+    assert "(README.ko.md)" in (ROOT / "README.md").read_text()
+    assert "(docs/ko/how-it-works.md)" in (ROOT / "README.md").read_text()
+    assert "(README.md)" in (ROOT / "README.ko.md").read_text()
+
+
+@pytest.mark.parametrize("readme", ["README.ko.md"])
+def test_readme_relative_links_exist(readme):
+    text = (ROOT / readme).read_text()
+    targets = re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", text)
+    assert targets
+    for target in targets:
+        assert (ROOT / target).exists(), f"{readme} links {target}, which does not exist"
+
+
+@pytest.mark.parametrize("readme", ["README.ko.md"])
+def test_readme_python_snippets_run(readme, tmp_path, cli_env):
+    blocks = re.findall(r"```python\n(.*?)```", (ROOT / readme).read_text(), flags=re.S)
+    assert len(blocks) >= 2
+    for block in blocks:
+        proc = subprocess.run([sys.executable, "-c", block], cwd=tmp_path, env=cli_env,
+                              capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, (block, proc.stderr)
+
+
 def fix_links() -> None:
     for doc in LINKED_DOCS:
         p = ROOT / "docs" / doc
 
-        def repl(m):
+        def repl(m, up="../" * (doc.count("/") + 1)):
             code, path, line = m.groups()
             found = _find_line(ROOT / path, code)
             if found is None:
                 print(f"{doc}: `{code}` not found in {path}", file=sys.stderr)
                 return m.group(0)
-            return f"[`{code}`](../{path}#L{found})"
+            return f"[`{code}`]({up}{path}#L{found})"
 
         p.write_text(LINK.sub(repl, p.read_text()))
 

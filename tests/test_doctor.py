@@ -403,3 +403,31 @@ def test_binary_logits_and_nll(ref):
     assert nll_ok["init_loss"].status == "pass"
     nll_bad = doctor(ref_mlp(), (X, y), loss="nll", checks=["init_loss"])
     assert nll_bad["init_loss"].status == "fail" and "log_softmax" in nll_bad["init_loss"].summary
+
+
+# -- advice that pointed at the wrong cause (issue 19) ------------------------------------------
+def test_inputs_scaled_x1000_blame_the_inputs_not_the_final_layer(ref):
+    (X, y), _ = ref
+    report = doctor(ref_mlp(), (X * 1000, y), checks=["init_loss"])
+    check = report["init_loss"]
+    assert check.status == "warn"
+    assert "inputs are unscaled" in check.summary and check.evidence["input_scale"] > 100
+    assert "Standardize" in check.fix and "final layer" not in check.fix
+
+
+def test_lr_1000x_below_the_suggestion_warns(ref):
+    report = doctor(ref_mlp(), ref[0], lr=1e-6, checks=["lr_range"])
+    check = report["lr_range"]
+    assert check.evidence["suggested_lr"] / 1e-6 > 100
+    assert check.status == "warn" and "below the suggestion" in check.summary
+
+
+def test_pixel_features_in_0_1_pass_the_scale_check():
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    X = (X / 16.0).astype(np.float32)  # pixels scaled to [0, 1], as for an image data set
+    report = doctor(MLP(64, [32], 10), (X, y), checks=["data.scale"])
+    check = report["data.scale"]
+    assert check.evidence["std_ratio"] > 100  # rarely-lit border pixels: the old trigger
+    assert check.status == "pass" and "[0, 1]" in check.summary

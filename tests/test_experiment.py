@@ -57,7 +57,7 @@ def test_csv_with_string_labels(tmp_path):
     prep, splits = prepare_data(cfg)
     assert prep.task == "classification" and prep.classes == ["cat", "dog", "eel"]
     assert prep.feature_names == ["a", "b"] and prep.target == "kind"
-    train_mean = np.asarray(prep.mean)
+    train_mean = np.asarray([c["mean"] for c in prep.tabular["numeric"]])
     assert not np.allclose(train_mean, df[["a", "b"]].mean().to_numpy())  # fitted on 45 rows, not all 60
     labels, _ = prep.decode(torch.nn.functional.one_hot(torch.tensor([2, 0, 1]), 3).float() * 5)
     assert labels == ["eel", "cat", "dog"]
@@ -150,3 +150,86 @@ def test_early_stopping_on_val_needs_val_data():
                     "callbacks": {"early_stopping": {"monitor": "val_loss"}}})
     with pytest.raises(ConfigError, match="no validation data"):
         build_experiment(cfg, quiet=True)
+
+
+# -- raw tables (issue 14) -----------------------------------------------------------------
+
+def raw_table(tmp_path, n=80, seed=0):
+    rng = np.random.default_rng(seed)
+    df = pd.DataFrame({"island": rng.choice(["Biscoe", "Dream"], n), "mass": rng.normal(4000, 500, n),
+                       "notes": ["free text"] * n, "year": rng.choice([2007, 2008], n)})
+    df.loc[::7, "mass"] = np.nan
+    df["species"] = np.where(df["island"] == "Biscoe", "Gentoo", "Adelie")
+    p = tmp_path / "raw.csv"
+    df.to_csv(p, index=False)
+    return p, df
+
+
+def test_raw_csv_with_text_and_gaps_prepares_tabular_inputs(tmp_path):
+    path, _ = raw_table(tmp_path)
+    cfg = validate({"data": {"source": str(path), "target": "species", "categorical": ["year"],
+                             "ignore": ["notes"], "missing_indicator": True}})
+    prep, splits = prepare_data(cfg)
+    X, y = splits.train
+    assert set(X) == {"numeric", "categorical"} and X["numeric"].shape[1] == 2  # mass + its gap flag
+    assert prep.feature_names == ["island", "mass", "year"] and prep.tabular["ignored"] == ["notes"]
+    model = build_model(cfg, prep.n_inputs, prep.n_outputs, prep)
+    assert model.spec["type"] == "tabular_mlp" and model.spec["embedding_dims"] == [0, 0]
+    assert model(**{k: torch.as_tensor(v[:3]) for k, v in X.items()}).shape == (3, 2)
+
+
+def test_unselected_columns_are_never_inspected(tmp_path):
+    path, df = raw_table(tmp_path)
+    df.assign(empty=np.nan, mixed=["x", 1] * 40).to_csv(path, index=False)
+    cfg = validate({"data": {"source": str(path), "target": "species", "features": ["mass", "year"]}})
+    prep, splits = prepare_data(cfg)
+    assert prep.feature_names == ["mass", "year"] and splits.train[0].shape[1] == 2  # numbers only: one array
+
+
+def test_a_target_with_gaps_is_refused_with_row_numbers(tmp_path):
+    path, df = raw_table(tmp_path)
+    df.loc[[3, 10], "species"] = None
+    df.to_csv(path, index=False)
+    cfg = validate({"data": {"source": str(path), "target": "species", "ignore": ["notes"]}})
+    with pytest.raises(DataError, match=r"target column 'species' has 2 missing value\(s\), at line 5, 12"):
+        prepare_data(cfg)
+
+
+def test_embedding_sizes_follow_the_rule_and_are_overridable(tmp_path):
+    from fittorch.models import embedding_size
+
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"shop": [f"s{i}" for i in rng.integers(0, 60, 300)], "x": rng.normal(size=300),
+                       "y": rng.integers(0, 2, 300)})
+    df.to_csv(tmp_path / "shops.csv", index=False)
+    cfg = validate({"data": {"source": str(tmp_path / "shops.csv"), "target": "y"}})
+    prep, _ = prepare_data(cfg)
+    card = prep.columns().cardinalities[0]
+    assert card == len(prep.tabular["categorical"][0]["levels"]) + 2 > 50  # + unknown, missing
+    assert embedding_size(card) == round(1.6 * card ** 0.56) and embedding_size(10) == 0  # 10: one-hot
+    assert build_model(cfg, prep.n_inputs, 2, prep).spec["embedding_dims"] == [embedding_size(card)]
+    cfg.model.embedding_dims = {"shop": 3}
+    assert build_model(cfg, prep.n_inputs, 2, prep).spec["embedding_dims"] == [3]
+    cfg.model.embedding_dims = {"shp": 3}
+    with pytest.raises(ConfigError, match="names 'shp', which is not a categorical column. Did you mean 'shop'"):
+        build_model(cfg, prep.n_inputs, 2, prep)
+
+
+def test_import_target_is_found_in_the_working_directory(tmp_path, monkeypatch):
+    import sys
+
+    from fittorch.experiment import import_target
+
+    pkg = tmp_path / "mypkg14"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "models.py").write_text("import torch\nNet = torch.nn.Linear\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
+    assert import_target("mypkg14.models:Net") is torch.nn.Linear
+    with pytest.raises(ConfigError, match=r"no module 'nopkg14' in the current folder \(.*\) nor among the "
+                                          r"installed packages. Run fittorch from the folder that holds nopkg14/"):
+        import_target("nopkg14.models:Net")
+    (pkg / "broken.py").write_text("import not_installed_dep_14\n")
+    with pytest.raises(ConfigError, match="importing it failed: .*not_installed_dep_14"):
+        import_target("mypkg14.broken:Net")

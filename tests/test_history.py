@@ -61,7 +61,9 @@ def test_plot_has_labelled_axes_for_loss_and_accuracy():
     assert titles == ["Loss", "Accuracy"]
     assert all(ax.get_xlabel() == "Epoch" for ax in fig.axes)
     labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
-    assert labels == ["Train loss", "Validation loss"]
+    best = _history().best("val_loss")["epoch"]
+    assert labels == ["Train loss", "Validation loss", f"best val_loss (epoch {best})"]  # like curves.png
+    assert [t.get_text() for t in _history().plot(best=None).axes[0].get_legend().get_texts()] == labels[:2]
 
 
 def test_trainer_history_is_the_record(small_clf_data, tmp_path):

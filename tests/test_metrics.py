@@ -116,3 +116,26 @@ def test_history_names_follow_the_convention(small_clf_data, mlp_factory):
     assert result["accuracy"] == pytest.approx(skm.accuracy_score(y[150:], probs.argmax(1)), abs=1e-6)
     assert result["confusion_matrix"] == skm.confusion_matrix(y[150:], probs.argmax(1), labels=range(3)).tolist()
     assert history.last["val_accuracy"] == pytest.approx(result["accuracy"])
+
+
+def test_a_plain_function_metric_is_accepted(small_clf_data, mlp_factory):
+    """fn(preds, target) -> float, called once per epoch on the whole validation set."""
+    import fittorch as ft
+
+    calls = []
+
+    def top1(preds, target):
+        calls.append(len(target))
+        return float((preds.argmax(1) == target).float().mean())
+
+    X, y = small_clf_data
+    trainer = ft.Trainer(mlp_factory(), metrics=["accuracy", top1], progress=False)
+    history = trainer.fit((X[:150], y[:150]), val=(X[150:], y[150:]), epochs=3, batch_size=16, val_batch_size=10)
+    assert history["val_top1"] == pytest.approx(history["val_accuracy"])
+    assert calls == [50, 50, 50]  # all 5 batches of 10 at once, each epoch
+    result = trainer.evaluate((X[150:], y[150:]))
+    assert result["top1"] == pytest.approx(skm.accuracy_score(y[150:], trainer.predict(X[150:]).argmax(1)))
+
+    with pytest.raises(ConfigError, match="returned"):
+        ft.Trainer(mlp_factory(), metrics=[lambda p, t: "high"], progress=False).fit(
+            (X[:150], y[:150]), val=(X[150:], y[150:]), epochs=1)

@@ -50,3 +50,11 @@ def test_the_scan_would_catch_a_violation(tmp_path):
     hits = [why for line in bad.splitlines() for pattern, why in FORBIDDEN if pattern.search(line)]
     assert len(hits) == 2
     assert TORCH_LOAD.search("x = torch.load(p)")
+
+
+def test_the_scan_covers_the_tabular_preprocessing():
+    """The saved preprocessing (fittorch.tabular) is JSON through a schema: its code is scanned too."""
+    names = {str(p.relative_to(SRC)) for p in _sources()}
+    assert {"tabular/preprocessor.py", "tabular/schema.py", "tabular/columns.py", "sklearn/_tabular.py"} <= names
+    text = "".join((SRC / "tabular" / n).read_text() for n in ("preprocessor.py", "schema.py"))
+    assert "json.loads" in text and "model_validate" in text and "pickle" not in text

@@ -7,15 +7,13 @@ import base64
 import html
 import json
 import re
-import shutil
-import subprocess
-
+import browser_helpers as browser
 import pytest
 
 import fittorch as ft
 from fittorch.report import _fmt, write_run_artifacts
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMIUM = browser.CHROMIUM
 
 
 @pytest.fixture
@@ -74,40 +72,11 @@ def test_report_of_an_interrupted_regression_run(tmp_path, small_reg_data):
 def test_report_renders_in_headless_chromium(tmp_path, fitted):
     trainer, val = fitted
     paths = write_run_artifacts(trainer, tmp_path / "run", val=val, config={"lr": 0.05})
-    page = paths["report"].read_text()
-    # A copy with a probe script: after load, it writes each image's decoded size into the DOM.
-    probe = ("<script>window.addEventListener('load', function () {"
-             "var r = Array.from(document.images).map(function (i) {"
-             "return i.id + ':' + i.complete + ':' + i.naturalWidth + 'x' + i.naturalHeight; });"
-             "var d = document.createElement('div'); d.id = 'render-probe'; d.textContent = r.join(';');"
-             "document.body.appendChild(d); });</script>")
-    probed = tmp_path / "run" / "probed.html"
-    probed.write_text(page.replace("</body>", probe + "</body>"))
-    flags = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-             "--disable-component-update", "--disable-sync", "--no-first-run", "--hide-scrollbars",
-             f"--user-data-dir={tmp_path / 'profile'}", "--enable-logging=stderr", "--v=0",
-             "--window-size=1200,2400", "--virtual-time-budget=3000"]
-    dom = subprocess.run(flags + ["--dump-dom", probed.as_uri()], capture_output=True, text=True, timeout=120)
-    assert dom.returncode == 0, dom.stderr[-2000:]
-    match = re.search(r'<div id="render-probe">([^<]*)</div>', dom.stdout)
-    assert match, dom.stdout[-2000:]
-    images = dict(item.split(":", 1) for item in match.group(1).split(";"))
+    _, images = browser.probe(paths["report"].read_text(), tmp_path, "1200,2400")
     assert set(images) == {"curves", "confusion_matrix"}
-    for spec in images.values():  # decoded: complete, with the PNG's real size
-        complete, size = spec.split(":")
-        w, h = map(int, size.split("x"))
-        assert complete == "true" and w > 300 and h > 300, images
-    console = [ln for ln in dom.stderr.splitlines() if "CONSOLE" in ln or "Uncaught" in ln]
-    assert console == [], console
-
-    shot = tmp_path / "report.png"
-    run = subprocess.run(flags + [f"--screenshot={shot}", paths["report"].as_uri()], capture_output=True, text=True,
-                         timeout=120)
-    assert run.returncode == 0 and shot.exists(), run.stderr[-2000:]
-    assert [ln for ln in run.stderr.splitlines() if "CONSOLE" in ln or "Uncaught" in ln] == []
-    from PIL import Image
-
-    img = Image.open(shot).convert("RGB")
+    for complete, w, h in images.values():  # decoded: complete, with the PNG's real size
+        assert complete and w > 300 and h > 300, images
+    img = browser.screenshot(paths["report"], tmp_path, "1200,2400")
     assert img.size == (1200, 2400)
     colours = img.resize((60, 120)).getcolors(maxcolors=100_000)
     assert len(colours) > 50  # a rendered page (text, plots), not a blank one
@@ -147,3 +116,94 @@ def test_reference_experiment_produces_every_artifact(tmp_path, ref_data):
     assert page.count("data:image/png;base64,") == 2 and "reference" in page
     assert trainer.state.status in ("stopped", "finished")
     assert trainer.evaluate((X_test, y_test))["accuracy"] > 0.8
+
+
+def _cli_run(tmp_path, callbacks=(), **extra):
+    from fittorch.config import save_config, validate
+    from fittorch.experiment import build_experiment
+    from fittorch.runs import next_run_dir
+
+    cfg = validate({"name": "iris", "data": {"source": "sklearn:iris", "test_split": 0.2},
+                    "train": {"epochs": 6, "batch_size": 16}, "optimizer": {"lr": 0.01}, **extra})
+    run_dir = next_run_dir(tmp_path, cfg.name)
+    exp = build_experiment(cfg, run_dir, quiet=True)
+    exp.trainer.callbacks.extend(callbacks)
+    run_dir.mkdir(parents=True)
+    save_config(cfg, run_dir / "config.yaml")
+    return exp, run_dir
+
+
+def test_fittorch_report_rebuilds_the_identical_report(tmp_path, capsys):
+    """The bug: `fittorch report RUN_DIR` wrote "epochs 0 of 0", "optimizer steps 0"."""
+    from fittorch.cli import main
+    from fittorch.runs import execute
+
+    exp, run_dir = _cli_run(tmp_path, callbacks=[ft.EarlyStopping("val_loss", patience=2, restore_best=True)],
+                            train={"epochs": 30, "batch_size": 16})
+    assert execute(exp, run_dir, quiet=True) == 0
+    written = {n: (run_dir / n).read_bytes() for n in ("report.html", "curves.png", "confusion_matrix.png")}
+    page = written["report.html"].decode()
+    state = exp.trainer.state
+    assert f"<td>epochs</td><td>{state.epoch} of {state.max_epochs}</td>" in page and state.epoch > 0
+    assert f"<td>optimizer steps</td><td>{state.global_step}</td>" in page
+    for name in written:
+        (run_dir / name).unlink()
+    assert main(["report", str(run_dir)]) == 0
+    for name, data in written.items():
+        assert (run_dir / name).read_bytes() == data, name
+    # The test figures say which weights they come from, in the report and in the summary line.
+    info = json.loads((run_dir / "run.json").read_text())
+    restored = info["restored_best_epoch"]
+    assert restored == info["best"]["epoch"]
+    assert f"computed with the best epoch&#x27;s weights (epoch {restored}" in page
+    from fittorch.runs import summary_line
+
+    assert f"tested with the best weights (epoch {restored})" in summary_line(run_dir, info)
+
+
+def test_interrupted_run_gets_a_report_that_says_so(tmp_path, capsys):
+    """A real SIGINT mid-run: fit writes report.html saying "interrupted"; `fittorch report` rebuilds it."""
+    import os
+    import signal
+
+    from fittorch.cli import main
+    from fittorch.runs import execute
+
+    class CtrlC(ft.Callback):
+        def on_epoch_end(self, trainer, row):
+            if row["epoch"] == 3:
+                os.kill(os.getpid(), signal.SIGINT)
+
+    exp, run_dir = _cli_run(tmp_path, callbacks=[CtrlC()])
+    assert execute(exp, run_dir, quiet=True) == 75
+    # execute leaves a quiet exit-at-once handler for a second signal: put the default back for pytest
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    page = (run_dir / "report.html").read_text()
+    assert "This run did not finish" in page and "interrupted" in page
+    assert "<td>epochs</td><td>3 of 6</td>" in page and "SIGINT received" in page
+    assert not (run_dir / "confusion_matrix.png").exists()  # partial weights: no confusion matrix
+    (run_dir / "report.html").unlink()
+    assert main(["report", str(run_dir)]) == 0
+    assert (run_dir / "report.html").read_text() == page
+
+
+def test_system_table_shows_the_threads_training_used(tmp_path, fitted):
+    import torch
+
+    trainer, val = fitted
+    trainer.num_threads = 1  # what "auto" picks for a small model
+    torch.set_num_threads(2)
+    page = write_run_artifacts(trainer, tmp_path / "r", val=val)["report"].read_text()
+    assert "<td>cpu threads (training)</td><td>1</td>" in page
+
+
+def test_one_monitor_marks_the_best_epoch_everywhere(tmp_path, fitted):
+    trainer, val = fitted  # EarlyStopping("val_loss")
+    paths = write_run_artifacts(trainer, tmp_path / "r", val=val)
+    best = trainer.history.best("val_loss")
+    page = paths["report"].read_text()
+    assert f"<td>best epoch</td><td>{best['epoch']}: val_loss" in page
+    fig = trainer.history.plot()
+    labels = fig.axes[0].get_legend_handles_labels()[1]
+    assert f"best val_loss (epoch {best['epoch']})" in labels

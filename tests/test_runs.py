@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from test_cli_resume import CONFIG as RESUME_CONFIG
 
 from fittorch.config import save_config, validate
 from fittorch.errors import ConfigError
@@ -54,7 +55,7 @@ def test_execute_writes_a_complete_run_directory(tmp_path):
     meta = json.loads((run_dir / "model.json").read_text())
     assert meta["classes"] == ["setosa", "versicolor", "virginica"]
     assert meta["feature_names"][0] == "sepal length (cm)"
-    assert len(meta["preprocessing"]["mean"]) == 4 and meta["spec"]["type"] == "mlp"
+    assert len(meta["preprocessing"]["tabular"]["numeric"]) == 4 and meta["spec"]["type"] == "mlp"
     assert len((run_dir / "metrics.csv").read_text().splitlines()) == 6
 
     # the bundle rebuilds model + preprocessing: same outputs, same test metrics
@@ -72,6 +73,8 @@ def test_failed_run_is_recorded(tmp_path):
         execute(exp, run_dir, quiet=True)
     info = read_run_json(run_dir)
     assert info["status"] == "failed" and "error" in info and info["ended"]
+    page = (run_dir / "report.html").read_text()  # a failed run's report says so, with the error
+    assert "This run did not finish" in page and "failed" in page and info["error"].split(":")[0] in page
 
 
 def test_runs_table(tmp_path):
@@ -112,3 +115,87 @@ def test_fit_into_an_exact_run_dir(tmp_path, capsys):
     assert (target / "model.safetensors").exists() and not (tmp_path / "runs").exists()
     assert main(["fit", str(cfg), "--run-dir", str(target)]) == 2
     assert "already holds a run" in capsys.readouterr().err
+
+
+def test_runs_shows_the_epochs_a_died_run_checkpointed(tmp_path):
+    """A second signal (os._exit) leaves run.json at "running"; the checkpoints know how far it got."""
+    import subprocess
+    import sys
+
+    exp, run_dir = small_run(tmp_path, train={"epochs": 4, "batch_size": 16})
+    assert execute(exp, run_dir, quiet=True) == 0
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    info = read_run_json(run_dir)
+    info.update({"status": "running", "pid": dead.pid, "epochs": None, "max_epochs": 300, "seconds": 0.0})
+    write_run_json(run_dir, info)
+    (row,) = list_runs(tmp_path)
+    assert row["status"] == "died" and row["epochs"] == 4 and row["seconds"] is None
+    line = format_runs([row]).splitlines()[1]
+    assert "4/300" in line and "0.0s" not in line
+
+
+def test_a_second_signal_after_the_save_exits_quietly(tmp_path):
+    """No "Exception ignored in atexit callback ... KeyboardInterrupt" when Ctrl-C comes during shutdown."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    script = (
+        "import atexit, os, signal, time\n"
+        "from fittorch.runs import exit_at_once_on_signal\n"
+        "def slow_shutdown():\n"
+        "    os.kill(os.getpid(), signal.SIGINT)\n"
+        "    time.sleep(2)\n"
+        "atexit.register(slow_shutdown)\n"
+        f"if {{'fix': True, 'bare': False}}[os.environ['MODE']]:\n"
+        "    exit_at_once_on_signal()\n"
+    )
+    bare = subprocess.run([sys.executable, "-c", script], env={**os.environ, "MODE": "bare"},
+                          capture_output=True, text=True, timeout=120)
+    assert "Exception ignored in atexit callback" in bare.stderr  # the broken setup, reproduced
+    fixed = subprocess.run([sys.executable, "-c", script], env={**os.environ, "MODE": "fix"},
+                           capture_output=True, text=True, timeout=120)
+    assert fixed.returncode == 128 + signal.SIGINT and "Exception ignored" not in fixed.stderr, fixed.stderr
+
+
+LONG = RESUME_CONFIG.replace("epochs: 25,", "epochs: 300,")  # test_cli_resume's long run, longer
+
+
+@pytest.mark.slow
+def test_ctrl_c_twice_on_a_real_run(tmp_path, fittorch_cmd, cli_env):
+    """Ctrl-C, the save, Ctrl-C again while the process ends: exit 75 quietly; `runs` and `report` read it."""
+    import signal
+    import subprocess
+    import threading
+    import time
+
+    (tmp_path / "long.yaml").write_text(LONG)
+    run_dir = tmp_path / "runs" / "longrun"
+    proc = subprocess.Popen([*fittorch_cmd, "fit", str(tmp_path / "long.yaml"), "--out", str(tmp_path / "runs")],
+                            env=cli_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    err: list[str] = []
+    threading.Thread(target=lambda: err.extend(iter(proc.stderr.readline, "")), daemon=True).start()
+    deadline = time.monotonic() + 240
+    metrics = run_dir / "metrics.csv"
+    while time.monotonic() < deadline and proc.poll() is None:
+        if metrics.exists() and len(metrics.read_text().splitlines()) >= 3:
+            break
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    while time.monotonic() < deadline and proc.poll() is None and not any("Continue with" in ln for ln in err):
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGINT)  # the second Ctrl-C, as the process winds down
+    proc.wait(timeout=120)
+    time.sleep(0.2)
+    text = "".join(err)
+    assert proc.returncode == 75, text
+    assert "Exception ignored" not in text and "Traceback" not in text and "KeyboardInterrupt" not in text
+    (row,) = list_runs(tmp_path / "runs")
+    assert row["status"] in ("interrupted", "died") and row["epochs"] >= 2  # from run.json or the checkpoints
+    r = subprocess.run([*fittorch_cmd, "report", str(run_dir)], env=cli_env, capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr
+    page = (run_dir / "report.html").read_text()
+    assert "This run did not finish" in page and " of 300" in page and 'class="status running"' not in page

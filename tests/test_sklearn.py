@@ -354,3 +354,78 @@ def test_bad_params_are_refused_with_a_fix():
         small_clf(module=Net(3, 2), module__width=4).fit(X, y)
     with pytest.raises(ModelError, match="expected an nn.Module class"):
         small_clf(module="mlp").fit(X, y)
+
+
+# -- raw DataFrames (issue 14) ---------------------------------------------------------------
+@pytest.fixture(scope="module")
+def penguins():
+    import palmerpenguins
+
+    df = palmerpenguins.load_penguins()
+    return df.drop(columns=["species"]), df["species"]
+
+
+def test_cross_val_score_on_the_raw_penguins_frame(penguins):
+    X, y = penguins  # text columns island/sex, gaps in six columns: no ColumnTransformer
+    clf = TorchClassifier(module__hidden=(32,), epochs=30, lr=0.01, batch_size=16, device="cpu")
+    scores = cross_val_score(clf, X, y, cv=KFold(3, shuffle=True, random_state=0))
+    assert scores.shape == (3,) and scores.min() > 0.9
+
+
+def test_raw_frame_fit_predict_save_load_pickle(penguins, tmp_path):
+    X, y = penguins
+    clf = TorchClassifier(module__hidden=(16,), epochs=15, lr=0.01, device="cpu").fit(X, y)
+    assert clf.tabular_.categorical_columns == ["island", "sex"] and clf.n_features_in_ == 7
+    assert clf.module_.spec["type"] == "tabular_mlp"
+    new = X.head(4).assign(island=["Anvers", "Dream", None, "Biscoe"])
+    preds = clf.predict(new)
+    assert len(preds) == 4 and clf.tabular_.last_unknown["island"]["count"] == 1
+    clf.save(tmp_path / "run")
+    again = TorchClassifier.from_run_dir(tmp_path / "run")
+    np.testing.assert_array_equal(again.predict(X), clf.predict(X))
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(clf)).predict(X), clf.predict(X))
+    with pytest.raises(DataError, match=r"missing column\(s\) 'sex'"):
+        clf.predict(X.drop(columns=["sex"]))
+
+
+def test_still_works_inside_a_column_transformer_with_sparse_output(penguins, monkeypatch):
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.preprocessing import OneHotEncoder
+
+    from fittorch.sklearn import _tabular
+
+    X, y = penguins
+    num = ["bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g"]
+    ct = ColumnTransformer([("num", make_pipeline(SimpleImputer(), StandardScaler()), num),
+                            ("cat", OneHotEncoder(handle_unknown="ignore"), ["island"])], sparse_threshold=1.0)
+    assert hasattr(ct.fit_transform(X), "tocsr")  # the pipeline below really passes a sparse matrix
+    pipe = make_pipeline(ct, TorchClassifier(epochs=20, lr=0.01, device="cpu"))
+    assert pipe.fit(X, y).score(X, y) > 0.9
+    monkeypatch.setattr(_tabular, "MAX_DENSE_CELLS", 10)
+    with pytest.raises(fittorch.DataTypeError, match=r"sparse 344x7 matrix .* OneHotEncoder\(sparse_output=False\)"):
+        pipe.fit(X, y)
+
+
+def test_preprocess_option(penguins):
+    X, y = penguins
+    with pytest.raises(fittorch.DataTypeError, match=r"'island', 'sex' hold text .*preprocess='auto'"):
+        TorchClassifier(epochs=1, preprocess=False, device="cpu").fit(X, y)
+    with pytest.raises(ConfigError, match="preprocess='yes'"):
+        TorchClassifier(epochs=1, preprocess="yes", device="cpu").fit(X, y)
+    from fittorch.tabular import TabularPreprocessor
+
+    clf = TorchClassifier(epochs=2, device="cpu", val_split=0.2, preprocess=TabularPreprocessor(categorical=["year"]))
+    clf.fit(X, y)  # val_split splits the numeric + category inputs alike
+    assert clf.tabular_.categorical_columns == ["island", "sex", "year"] and clf.preprocess.state is None
+    assert len(clf.history_) == 2 and "val_loss" in repr(clf.history_)
+    num = X.select_dtypes("number").fillna(0.0)
+    assert TorchClassifier(epochs=2, device="cpu").fit(num, y).tabular_ is None  # numbers only: the array path
+
+
+def test_a_raw_frame_with_label_gaps_is_refused_with_rows(penguins):
+    X, y = penguins
+    y = y.copy()
+    y.iloc[[2, 5]] = None
+    with pytest.raises(DataError, match=r"y is empty \(NaN/None\) in 2 of 344 rows \(rows 3, 6"):
+        TorchClassifier(epochs=1, device="cpu").fit(X, y)

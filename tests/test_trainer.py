@@ -146,3 +146,13 @@ def test_num_threads_is_restored_after_fit(small_clf_data):
     torch.set_num_threads(2)
     ft.Trainer(nn.Linear(8, 3), num_threads="auto", progress=False).fit((X, y), epochs=1)
     assert torch.get_num_threads() == 2
+
+
+def test_optimizer_instance_with_lr_is_refused(mlp_factory):
+    import torch as _torch
+
+    model = mlp_factory()
+    opt = _torch.optim.SGD(model.parameters(), lr=0.01)
+    with pytest.raises(ft.ConfigError, match=r"lr=0.5 was also given.*ignored"):
+        ft.Trainer(model, optimizer=opt, lr=0.5, progress=False)
+    assert ft.Trainer(model, optimizer=opt, progress=False).optimizer is opt  # alone it is used as is

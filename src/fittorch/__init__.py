@@ -33,19 +33,21 @@ from .doctor import doctor
 _LAZY = {
     "Trainer": (".trainer", "Trainer"), "fit": (".trainer", "fit"), "History": (".history", "History"),
     "TrainState": (".state", "TrainState"), "MLP": (".models", "MLP"), "build_model": (".models", "build_model"),
+    "TabularMLP": (".models", "TabularMLP"),
     "seed_everything": (".seeding", "seed_everything"), "load": (".serialization", "load_model"),
     "save": (".serialization", "save_model"), "model_summary": (".summary", "model_summary"),
     "Step": (".step", "Step"), "Window": (".step", "Window"),
+    "tune": (".tuning", "tune"), "OptunaPruning": (".tuning.pruning", "OptunaPruning"),
     **{name: (".callbacks", name) for name in (
-        "Callback", "CSVLogger", "EarlyStopping", "GradientClipping", "LRScheduler", "MLflowLogger",
+        "Callback", "CSVLogger", "EarlyStopping", "GradientClipping", "LiveView", "LRScheduler", "MLflowLogger",
         "ModelCheckpoint", "NonFiniteGuard", "ProgressBar", "TensorBoardLogger", "TimeLimit")},
 }
 
 if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerly
-    from .callbacks import (Callback, CSVLogger, EarlyStopping, GradientClipping, LRScheduler, MLflowLogger,
-                            ModelCheckpoint, NonFiniteGuard, ProgressBar, TensorBoardLogger, TimeLimit)
+    from .callbacks import (Callback, CSVLogger, EarlyStopping, GradientClipping, LiveView, LRScheduler,
+                            MLflowLogger, ModelCheckpoint, NonFiniteGuard, ProgressBar, TensorBoardLogger, TimeLimit)
     from .history import History
-    from .models import MLP, build_model
+    from .models import MLP, TabularMLP, build_model
     from .seeding import seed_everything
     from .serialization import load_model as load
     from .serialization import save_model as save
@@ -53,6 +55,8 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from .step import Step, Window
     from .summary import model_summary
     from .trainer import Trainer, fit
+    from .tuning import tune
+    from .tuning.pruning import OptunaPruning
 
 
 def __getattr__(name: str):
@@ -74,9 +78,10 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "__version__", "Trainer", "fit", "Step", "Window", "History", "TrainState", "Callback", "ProgressBar",
-    "MLP", "build_model",
+    "MLP", "TabularMLP", "build_model",
     "save", "load", "seed_everything", "FittorchError", "ConfigError", "DataError", "DataTypeError",
     "ModelError", "NotFittedError", "CheckpointError", "TrainingError",
     "EarlyStopping", "LRScheduler", "GradientClipping", "NonFiniteGuard", "TimeLimit", "CSVLogger",
-    "TensorBoardLogger", "MLflowLogger", "ModelCheckpoint", "model_summary", "doctor",
+    "TensorBoardLogger", "MLflowLogger", "ModelCheckpoint", "model_summary", "doctor", "LiveView", "tune",
+    "OptunaPruning",
 ]

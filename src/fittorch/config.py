@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from .errors import ConfigError, did_you_mean
 from . import safeio
 from .safeio import atomic_write
+from .tuning.space import SearchConfig
 
 Task = Literal["classification", "regression"]
 SKLEARN_DATASETS = ("iris", "wine", "digits", "breast_cancer", "diabetes")
@@ -44,9 +45,27 @@ class DataConfig(_Section):
     standardize_target: bool = Field(True, description="regression: scale the target too; predictions are "
                                                        "scaled back to the original units")
     stratify: bool = Field(True, description="keep class proportions in the splits (classification)")
+    numeric: list[str] | None = Field(None, description="columns read as numbers (default: auto-detected)")
+    categorical: list[str] | None = Field(None, description="columns read as categories besides text/bool ones, "
+                                                            "e.g. integer codes")
+    ignore: list[str] = Field(default_factory=list, description="columns never used nor looked at")
+    min_frequency: int = Field(1, ge=1, description="category levels seen fewer times in training fold into "
+                                                    "the unknown level")
+    missing_indicator: bool = Field(False, description="add a 0/1 input per numeric column that had gaps")
 
     @model_validator(mode="after")
     def _check(self):
+        both = sorted(set(self.numeric or ()) & set(self.categorical or ()))
+        if both:
+            raise ValueError(f"data.numeric and data.categorical both list {both}; put each column in one")
+        outside = [c for c in (*(self.numeric or ()), *(self.categorical or ())) if self.features is not None
+                   and c not in self.features]
+        if outside:
+            raise ValueError(f"data.numeric/data.categorical name {outside[0]!r}, which is not in data.features; "
+                             "add it there or remove it")
+        if self.target is not None and self.target in [*(self.numeric or ()), *(self.categorical or ()),
+                                                        *(self.features or ())]:
+            raise ValueError(f"data.target {self.target!r} is also listed as an input column; remove it there")
         if self.val_split + self.test_split >= 1.0:
             raise ValueError(f"data.val_split ({self.val_split}) + data.test_split ({self.test_split}) leaves no "
                              "training rows; their sum must be below 1")
@@ -69,6 +88,11 @@ class ModelConfig(_Section):
     batchnorm: bool = Field(False, description="mlp: BatchNorm1d after each hidden Linear")
     target: str | None = Field(None, description="import: 'package.module:ClassOrFactory'")
     kwargs: dict[str, Any] = Field(default_factory=dict, description="import: keyword arguments for the target")
+    one_hot_max_levels: int = Field(10, ge=0, description="mlp: categorical columns with at most this many "
+                                                          "levels (+ unknown, missing) are one-hot, larger ones "
+                                                          "embedded")
+    embedding_dims: dict[str, int] = Field(default_factory=dict, description="mlp: embedding width per "
+                                                                             "categorical column (0: one-hot)")
 
     @field_validator("activation")
     @classmethod
@@ -85,6 +109,8 @@ class ModelConfig(_Section):
             raise ValueError(f"model.target '{self.target}' must look like 'package.module:ClassOrFactory'")
         if self.type == "mlp" and self.target:
             raise ValueError("model.target is only used with model.type: import (this model is type: mlp)")
+        if any(d < 0 for d in self.embedding_dims.values()):
+            raise ValueError(f"model.embedding_dims {self.embedding_dims}: widths must be >= 0 (0 means one-hot)")
         if any(h < 1 or h > MAX_WIDTH for h in self.hidden):
             raise ValueError(f"model.hidden {self.hidden}: every width must be between 1 and {MAX_WIDTH}")
         return self
@@ -153,6 +179,8 @@ class Config(_Section):
     device: str = Field("auto", description="auto, cpu, cuda, cuda:N, mps")
     loggers: list[Literal["csv", "tensorboard", "mlflow"]] = Field(default_factory=lambda: ["csv"],
                                                                   description="csv, tensorboard, mlflow")
+    search: SearchConfig | None = Field(None, description="what `fittorch tune` searches (fit ignores it); "
+                                                          "see docs/tune.md")
 
     @field_validator("loss")
     @classmethod
@@ -164,7 +192,10 @@ class Config(_Section):
         return _ALIASES.get(value.lower()) or _known("loss", value.lower(), LOSSES)
 
     def to_dict(self) -> dict:
-        return self.model_dump(mode="json")
+        d = self.model_dump(mode="json")
+        if d.get("search") is None:  # only a tune config has one; saved run configs stay as they were
+            d.pop("search", None)
+        return d
 
 
 def _known(kind: str, value: str, choices) -> str:

@@ -68,7 +68,7 @@ def run_demo(*, epochs: int = 100, batch_size: int = 32, lr: float = 1e-3, seed:
               "model": model.spec, "loss": "cross_entropy", "optimizer": {"name": "adam", "lr": lr},
               "epochs": epochs, "batch_size": batch_size, "shuffle": shuffle, "seed": seed, "device": str(dev)}
     write_run_artifacts(trainer, out, val=(X_test, y_test), config=config, name="Reference experiment",
-                        total_seconds=train_seconds, best="val_accuracy")  # curves.png, confusion_matrix.png, report.html
+                        total_seconds=train_seconds)  # curves.png, confusion_matrix.png, report.html
     preprocessing = {"standardize": {"mean": scaler.mean_.tolist(), "scale": scaler.scale_.tolist()}}
     trainer.save(out / "model.safetensors", metadata={"preprocessing": preprocessing,
                                                       "classes": [0, 1], "task": "classification"})

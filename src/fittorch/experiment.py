@@ -19,6 +19,7 @@ import numpy as np
 from .config import SKLEARN_DATASETS, Config
 from .errors import ConfigError, DataError, ModelError
 from .preprocess import Preprocessing, _plain, numeric_matrix
+from .tabular import TabularPreprocessor, n_rows
 
 __all__ = ["Experiment", "Preprocessing", "Splits", "build_experiment", "build_model", "build_trainer",
            "prepare_data", "numeric_matrix", "import_target"]
@@ -34,6 +35,7 @@ class Splits:
     val: tuple | None = None
     test: tuple | None = None
     sizes: dict = field(default_factory=dict)
+    rows: dict = field(default_factory=dict)  # row positions in data.source of each split (for baselines)
 
 
 # ---------------------------------------------------------------------------------------
@@ -41,7 +43,11 @@ class Splits:
 
 
 def read_frame(path: str, cfg_data, what: str):
-    """(features DataFrame, target Series) of one tabular file."""
+    """(features DataFrame, target Series) of one tabular file; only the selected columns are kept.
+
+    No feature column is inspected here: roles and values are the tabular preprocessing's job.
+    A target with empty cells is refused by ``load_xy``, naming the lines.
+    """
     from .data.files import load_xy
 
     target = cfg_data.target or ("y" if str(path).lower().endswith(".npz") else None)
@@ -50,7 +56,7 @@ def read_frame(path: str, cfg_data, what: str):
 
         cols = ", ".join(map(str, read_table(path).columns))
         raise ConfigError(f"data.target is not set: name the label column of {path} (columns: {cols}).")
-    X, y = load_xy(path, target)
+    X, y = load_xy(path, target, check=False)
     if cfg_data.features is not None:
         missing = [c for c in cfg_data.features if c not in X.columns]
         if missing:
@@ -126,8 +132,6 @@ def prepare_data(cfg: Config) -> tuple[Preprocessing, Splits]:
     if len(X_all) < 2:
         raise DataError(f"data.source {d.source} has {len(X_all)} row(s); training needs at least 2.")
     task = infer_task(cfg, y_all, name)
-    feature_names = [str(c) for c in X_all.columns]
-    X_np = numeric_matrix(X_all, f"data.source {d.source}")
     y_np = np.asarray(y_all)
     if task == "classification" and classes is None:
         pools = [y_np] + [np.asarray(e[1]) for e in (extra_val, extra_test) if e is not None]
@@ -142,12 +146,12 @@ def prepare_data(cfg: Config) -> tuple[Preprocessing, Splits]:
                             f"(e.g. {y_np.ravel()[y_num.isna().to_numpy()][0]!r}). Set task: classification, "
                             "or clean the column.")
         y_np = y_num.to_numpy(dtype=np.float64)
-    prep = Preprocessing(task=task, feature_names=feature_names, target=d.target, classes=classes,
+    prep = Preprocessing(task=task, feature_names=[], target=d.target, classes=classes,
                          binary_output=task == "classification" and (cfg.loss or "") in ("bce_with_logits", "bce"))
     if prep.binary_output and len(classes) != 2:
         raise ConfigError(f"loss {cfg.loss} is for two classes, but the target has {len(classes)}. Use cross_entropy.")
 
-    idx = np.arange(len(X_np))
+    idx = np.arange(len(X_all))
     strat = y_np if (task == "classification" and d.stratify) else None
     test_frac = 0.0 if extra_test is not None else d.test_split
     val_frac = 0.0 if extra_val is not None else d.val_split
@@ -155,19 +159,21 @@ def prepare_data(cfg: Config) -> tuple[Preprocessing, Splits]:
     idx, val_idx = _split(idx, val_frac / (1.0 - test_frac) if val_frac else 0.0,
                           None if strat is None else strat[idx], cfg.seed)
     train_idx = idx
-    if d.standardize:
-        mean = X_np[train_idx].mean(axis=0)
-        scale = X_np[train_idx].std(axis=0)
-        scale[scale == 0] = 1.0  # constant columns stay as they are (as sklearn's StandardScaler)
-        prep.mean, prep.scale = mean.tolist(), scale.tolist()
+    # with data.features the other columns are already gone: an ignore entry for them is moot
+    ignore = [c for c in d.ignore if d.features is None or c in X_all.columns]
+    tab = TabularPreprocessor(numeric=d.numeric, categorical=d.categorical, ignore=ignore,
+                              min_frequency=d.min_frequency, missing_indicator=d.missing_indicator,
+                              standardize=d.standardize)
+    tab.fit(X_all.iloc[train_idx], what=f"data.source {d.source}")
+    prep.tabular, prep.feature_names = tab.to_dict(), list(tab.state.columns)
     if task == "regression" and d.standardize_target:
         prep.target_mean = float(y_np[train_idx].mean())
         prep.target_scale = float(y_np[train_idx].std()) or 1.0
 
     def part(rows):
-        return (prep.transform(X_np[rows]), prep.encode(y_np[rows], "data"))
+        return (tab.transform(X_all.iloc[rows], what=f"data.source {d.source}"), prep.encode(y_np[rows], "data"))
 
-    splits = Splits(train=part(train_idx))
+    splits = Splits(train=part(train_idx), rows={"train": train_idx, "val": val_idx, "test": test_idx})
     if len(val_idx):
         splits.val = part(val_idx)
     if len(test_idx):
@@ -177,7 +183,7 @@ def prepare_data(cfg: Config) -> tuple[Preprocessing, Splits]:
             pair = (prep.frame_to_X(extra[0], f"data.{label} {getattr(d, label)}"),
                     prep.encode(np.asarray(extra[1]), f"data.{label} {getattr(d, label)}"))
             setattr(splits, label, pair)
-    splits.sizes = {k: (0 if v is None else len(v[0])) for k, v in
+    splits.sizes = {k: (0 if v is None else n_rows(v[0])) for k, v in
                     (("train", splits.train), ("val", splits.val), ("test", splits.test))}
     return prep, splits
 
@@ -218,13 +224,30 @@ def _sorted_classes(values) -> list:
 
 
 def import_target(target: str):
-    """Import ``package.module:Name``: the one place fittorch imports user code (model.type: import)."""
+    """Import ``package.module:Name``: the one place fittorch imports user code (model.type: import).
+
+    The current working directory is searched first, as ``python -m`` does, so a package in the
+    folder you run ``fittorch fit`` from is found without installing it.
+    """
+    import os
+    import sys
+
     module_name, _, attr = target.partition(":")
+    cwd = os.getcwd()
+    if cwd not in sys.path and "" not in sys.path:
+        sys.path.insert(0, cwd)
+        importlib.invalidate_caches()
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise ConfigError(f"model.target {target!r}: cannot import module {module_name!r} ({exc}). "
-                          "Make it importable (pip install -e ., or run from its folder).") from None
+        top = module_name.split(".")[0]
+        if getattr(exc, "name", None) in (top, module_name):
+            why = (f"no module {exc.name!r} in the current folder ({cwd}) nor among the installed packages. "
+                   f"Run fittorch from the folder that holds {top}/ (or {top}.py), or install it "
+                   "(pip install -e . in its project)")
+        else:
+            why = f"importing it failed: {exc}. Fix that import in your code, or install the missing package"
+        raise ConfigError(f"model.target {target!r}: cannot import module {module_name!r}: {why}.") from None
     obj = module
     for part in attr.split("."):
         if not hasattr(obj, part):
@@ -237,13 +260,18 @@ def import_target(target: str):
     return obj
 
 
-def build_model(cfg: Config, n_features: int, n_outputs: int):
+def build_model(cfg: Config, n_features: int, n_outputs: int, prep: Preprocessing | None = None):
+    """The run's model; with categorical columns in ``prep``, it takes ``(numeric, categorical)``."""
     from torch import nn
 
     from .models import MLP
 
     m = cfg.model
+    tab = prep.columns() if prep is not None else None
+    categorical = bool(tab is not None and tab.cardinalities)
     if m.type == "mlp":
+        if categorical:
+            return _tabular_mlp(cfg, tab, n_outputs)
         return MLP(n_features, list(m.hidden), n_outputs, activation=m.activation, dropout=m.dropout,
                    batchnorm=m.batchnorm)
     factory = import_target(m.target)
@@ -253,7 +281,10 @@ def build_model(cfg: Config, n_features: int, n_outputs: int):
         takes_any = any(p.kind == p.VAR_KEYWORD for p in params.values())
     except (TypeError, ValueError):
         params, takes_any = {}, False
-    for key, value in (("in_features", n_features), ("out_features", n_outputs)):
+    given = [("in_features", n_features), ("out_features", n_outputs)]
+    if categorical:
+        given += [("cardinalities", tab.cardinalities), ("categorical_columns", tab.categorical_columns)]
+    for key, value in given:
         if (key in params or takes_any) and key not in kwargs:
             kwargs[key] = value
     try:
@@ -264,6 +295,23 @@ def build_model(cfg: Config, n_features: int, n_outputs: int):
     if not isinstance(model, nn.Module):
         raise ModelError(f"model.target {m.target} returned a {type(model).__name__}; expected a torch nn.Module.")
     return model
+
+
+def _tabular_mlp(cfg: Config, tab, n_outputs: int):
+    from .models import TabularMLP, embedding_size
+
+    m = cfg.model
+    names = tab.categorical_columns
+    unknown = [c for c in m.embedding_dims if c not in names]
+    if unknown:
+        from .errors import did_you_mean
+
+        raise ConfigError(f"model.embedding_dims names {unknown[0]!r}, which is not a categorical column."
+                          f"{did_you_mean(unknown[0], names)} Categorical columns: {', '.join(names)}.")
+    dims = [m.embedding_dims.get(name, embedding_size(card, m.one_hot_max_levels))
+            for name, card in zip(names, tab.cardinalities)]
+    return TabularMLP(tab.n_numeric_inputs, tab.cardinalities, list(m.hidden), n_outputs, embedding_dims=dims,
+                      column_names=names, activation=m.activation, dropout=m.dropout, batchnorm=m.batchnorm)
 
 
 def build_callbacks(cfg: Config, run_dir: Path | None, has_val: bool) -> list:
@@ -340,7 +388,7 @@ def build_trainer(cfg: Config, prep: Preprocessing, *, run_dir: Path | None = No
     from .trainer import Trainer
 
     seed_everything(cfg.seed)  # the initial weights come from the seed
-    model = build_model(cfg, len(prep.feature_names), prep.n_outputs)
+    model = build_model(cfg, prep.n_inputs, prep.n_outputs, prep)
     opt_kwargs = dict(cfg.optimizer.kwargs)
     if cfg.optimizer.weight_decay:
         opt_kwargs["weight_decay"] = cfg.optimizer.weight_decay

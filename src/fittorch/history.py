@@ -17,8 +17,10 @@ from .safeio import MAX_JSON, atomic_writer, read_text
 class History:
     """Per-epoch rows such as ``{"epoch": 3, "train_loss": 0.41, "val_loss": 0.45, ...}``."""
 
-    def __init__(self, rows: list[dict] | None = None):
+    def __init__(self, rows: list[dict] | None = None, monitor: str | None = None):
         self.rows: list[dict] = list(rows or [])
+        # The column "best" means for this run (EarlyStopping's monitor, ...); None: val_loss, else train_loss.
+        self.monitor = monitor
 
     # -- recording -------------------------------------------------------------------
     def append(self, row: dict) -> None:
@@ -94,11 +96,22 @@ class History:
 
         return pd.DataFrame(self.rows, columns=self.columns)
 
-    def plot(self, path: str | os.PathLike | None = None, **kwargs):
-        """Loss and metric curves, train against validation; saved as PNG if ``path`` is given."""
-        from .plotting import plot_history
+    def plot(self, path: str | os.PathLike | None = None, *, best: str | None = "auto", **kwargs):
+        """Loss and metric curves, train against validation; saved as PNG if ``path`` is given.
 
-        return plot_history(self, path, **kwargs)
+        The best epoch of the run's monitor is marked, as in the run's ``curves.png`` (``best``:
+        another column, or None for no mark). In a notebook the figure is shown once, also when
+        the call is a cell's last line. Returns the matplotlib figure.
+        """
+        from .plotting import plot_history, show_once
+
+        fig = plot_history(self, path, best=best, **kwargs)
+        return fig if path is not None else show_once(fig)
+
+    def _repr_html_(self) -> str:
+        from .display import history_html
+
+        return history_html(self)
 
     # -- state -----------------------------------------------------------------------
     def state_dict(self) -> dict:

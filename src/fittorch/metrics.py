@@ -181,10 +181,13 @@ class MetricSet:
             elif hasattr(spec, "update") and hasattr(spec, "compute"):
                 name = _metric_name(spec)
                 metrics[name], inputs[name] = spec, "probs"
+            elif callable(spec):  # a plain function fn(preds, target) -> float
+                name = getattr(spec, "__name__", type(spec).__name__).strip("<>").lower()
+                metrics[name], inputs[name] = FunctionMetric(spec), "probs"
             else:
                 raise ConfigError(
                     f"metrics entry {spec!r} is a {type(spec).__name__}; expected a metric name "
-                    "such as 'accuracy' or a torchmetrics.Metric instance."
+                    "such as 'accuracy', a torchmetrics.Metric instance, or a function fn(preds, target) -> float."
                 )
         return cls({k: m.to(device) for k, m in metrics.items()}, kind, inputs, output_key)
 
@@ -226,6 +229,38 @@ class MetricSet:
 
     def __bool__(self) -> bool:
         return bool(self.metrics)
+
+
+class FunctionMetric:
+    """A plain function ``fn(preds, target) -> float`` as a metric, called once per epoch.
+
+    The batches' ``preds`` (probabilities for a classifier, outputs for a regressor) and targets
+    are kept on the device and concatenated at the end, so ``fn`` sees the whole set at once,
+    as scikit-learn's metrics do, and nothing is read back per batch.
+    """
+
+    def __init__(self, fn):
+        self.fn = fn
+        self._preds: list = []
+        self._targets: list = []
+
+    def to(self, device):
+        return self
+
+    def update(self, preds: torch.Tensor, target: torch.Tensor) -> None:
+        self._preds.append(preds.detach())
+        self._targets.append(target.detach())
+
+    def compute(self) -> torch.Tensor:
+        value = self.fn(torch.cat(self._preds), torch.cat(self._targets))
+        try:
+            return torch.as_tensor(float(value))
+        except (TypeError, ValueError):
+            raise ConfigError(f"The metric function {getattr(self.fn, '__name__', self.fn)!r} returned "
+                              f"{value!r}; expected one number (a float or a 0-d tensor).") from None
+
+    def reset(self) -> None:
+        self._preds, self._targets = [], []
 
 
 def scalars(values: dict) -> dict:

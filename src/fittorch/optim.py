@@ -99,8 +99,13 @@ def build_optimizer(optimizer, model, lr: float | None, kwargs: dict | None, dev
     params = ([p for p in model.parameters() if p.requires_grad] if isinstance(model, nn.Module)
               else list(model))
     if isinstance(optimizer, torch.optim.Optimizer):
-        if lr is not None and kwargs:
-            raise ConfigError("Pass lr/optimizer kwargs only with an optimizer name, not with an instance.")
+        if lr is not None or kwargs:
+            given = ", ".join([f"lr={lr}"] * (lr is not None) + [f"optimizer_kwargs={kwargs}"] * bool(kwargs))
+            raise ConfigError(
+                f"optimizer is a {type(optimizer).__name__} instance (lr={optimizer.param_groups[0].get('lr')}), "
+                f"and {given} was also given; an instance keeps its own settings, so it would be ignored. "
+                f"Either pass optimizer='{type(optimizer).__name__.lower()}' with lr=..., or build the "
+                "instance with the lr you want and leave lr out.")
         return optimizer
     if isinstance(optimizer, str):
         key = optimizer.lower()

@@ -15,9 +15,9 @@ from .safeio import save_figure
 def _pyplot():
     import matplotlib
 
-    # Headless by default (CI, servers); a notebook that already imported pyplot, or a
-    # user who set MPLBACKEND, keeps its own backend.
-    if "matplotlib.pyplot" not in sys.modules and not os.environ.get("MPLBACKEND"):
+    # Headless by default (CI, servers); a Jupyter kernel, a script that already imported
+    # pyplot, or a user who set MPLBACKEND keeps its own backend.
+    if "matplotlib.pyplot" not in sys.modules and not os.environ.get("MPLBACKEND") and _ipython_kernel() is None:
         matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -48,15 +48,64 @@ def metric_label(name: str) -> str:
 
 
 def default_best(history) -> str | None:
+    """The run's monitor when it has one, else ``val_loss``, else ``train_loss``."""
     cols = history.columns
+    monitor = getattr(history, "monitor", None)
+    if monitor and monitor in cols:
+        return monitor
     return "val_loss" if "val_loss" in cols else ("train_loss" if "train_loss" in cols else None)
+
+
+def show_once(fig):
+    """In a Jupyter kernel with the inline backend: show ``fig`` now, and only once.
+
+    pyplot forgets the figure (so the inline backend does not show it again at the cell's
+    end), and the echo of the returned figure, when the call is the cell's last line, shows
+    nothing during this cell. Outside a notebook the figure is returned untouched.
+    """
+    ip = _ipython_kernel()
+    if ip is None:
+        return fig
+    import matplotlib
+    from IPython.display import display
+
+    if "inline" not in matplotlib.get_backend().lower():
+        return fig
+    display(fig)
+    _pyplot().close(fig)
+    fig._ipython_display_ = _shown  # instance attribute: IPython's display hook looks here first
+
+    def forget(*_):
+        fig.__dict__.pop("_ipython_display_", None)
+        ip.events.unregister("post_run_cell", forget)
+
+    ip.events.register("post_run_cell", forget)
+    return fig
+
+
+def _shown() -> None:
+    """Already displayed in this cell."""
+
+
+def _ipython_kernel():
+    """The running IPython kernel shell (a Jupyter notebook or console), else None."""
+    if "IPython" not in sys.modules:
+        return None
+    from IPython import get_ipython
+
+    ip = get_ipython()
+    if ip is None or "ipykernel" not in sys.modules:  # a terminal IPython has no kernel to display in
+        return None
+    from ipykernel.zmqshell import ZMQInteractiveShell
+
+    return ip if isinstance(ip, ZMQInteractiveShell) else None  # Jupyter, Colab and VS Code subclass it
 
 
 def plot_history(history, path=None, *, title: str | None = None, best: str | None = None, max_lr_marks: int = 8):
     """Loss (train vs validation) beside each metric. Returns the figure.
 
-    ``best``: the column whose best epoch is marked (``"auto"``: ``val_loss`` if present,
-    else ``train_loss``; ``None``, the default: no mark). When the learning rate changes during the run,
+    ``best``: the column whose best epoch is marked (``"auto"``: the history's monitor, else
+    ``val_loss`` if present, else ``train_loss``; ``None``, the default: no mark). When the learning rate changes during the run,
     a learning-rate panel is added, and up to ``max_lr_marks`` changes are marked with
     dotted lines on every panel (a schedule that changes it every epoch gets the panel only).
     """

@@ -1,14 +1,16 @@
 """``Preprocessing``: everything between a table and the model's tensors, as plain data.
 
 Fitted on the training rows by :func:`fittorch.experiment.prepare_data`, saved in
-``model.json`` and applied unchanged by ``fittorch evaluate`` / ``predict``: column checks
-by name, standardization, the label mapping (original labels <-> class indices) and the
-scaling of a regression target.
+``model.json`` and applied unchanged by ``fittorch evaluate`` / ``predict``: the columns
+(``tabular``: roles, fills, scales, category vocabularies, as the JSON of
+:class:`fittorch.tabular.TabularPreprocessor`), the label mapping (original labels <-> class
+indices) and the scaling of a regression target. Runs saved before ``tabular`` existed carry
+``mean``/``scale`` instead and are applied as before.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
@@ -28,13 +30,33 @@ class Preprocessing:
     target_mean: float | None = None
     target_scale: float | None = None
     binary_output: bool = False  # one logit (bce_with_logits) instead of one output per class
+    tabular: dict | None = None  # TabularPreprocessor state (docs/data.md, "The saved JSON")
+    last_unknown: dict = field(default_factory=dict, repr=False, compare=False)  # of the last frame_to_X
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        d.pop("last_unknown")
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> Preprocessing:
-        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
+        prep = cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__ and k != "last_unknown"})
+        if prep.tabular is not None:
+            prep.tabular = prep.columns().to_dict()  # validated now: a damaged state fails at load
+        return prep
+
+    def columns(self):
+        """The :class:`~fittorch.tabular.TabularPreprocessor` of this run (None for older runs)."""
+        from .tabular import TabularPreprocessor
+
+        if self.tabular is None:
+            return None
+        return TabularPreprocessor.from_dict(self.tabular, "model.json 'preprocessing.tabular'")
+
+    @property
+    def n_inputs(self) -> int:
+        """Width of the numeric input (with missing indicators), the model's ``in_features``."""
+        return len(self.feature_names) if self.tabular is None else self.columns().n_numeric_inputs
 
     @property
     def n_outputs(self) -> int:
@@ -43,18 +65,25 @@ class Preprocessing:
         return len(self.classes or [])
 
     # -- features ----------------------------------------------------------------------
-    def frame_to_X(self, df, what: str, *, allow: tuple = ()) -> np.ndarray:
-        """Check the columns of ``df`` against training, reorder, standardize -> float32."""
+    def frame_to_X(self, df, what: str, *, allow: tuple = ()):
+        """Check the columns of ``df`` against training, reorder, encode -> the model's inputs.
+
+        With ``tabular``: raw rows (text, gaps, unseen categories); other columns are skipped
+        unread, and ``last_unknown`` counts the values outside the vocabularies.
+        """
+        if self.tabular is not None:
+            tab = self.columns()
+            _refuse_extra(df, tab.state.columns, (*tab.state.ignored, *allow), what)
+            X = tab.transform(df, what=what)
+            self.last_unknown = tab.last_unknown
+            return X
         cols = [str(c) for c in df.columns]
         missing = [c for c in self.feature_names if c not in cols]
-        extra = [c for c in cols if c not in self.feature_names and c not in allow]
         if missing:
             raise DataError(f"{what} is missing column(s) {', '.join(map(repr, missing[:5]))}"
                             f"{' ...' if len(missing) > 5 else ''}; the model was trained on "
                             f"{len(self.feature_names)} columns: {_short(self.feature_names)}.")
-        if extra:
-            raise DataError(f"{what} has column(s) the model was not trained on: {', '.join(map(repr, extra[:5]))}"
-                            f"{' ...' if len(extra) > 5 else ''}. Drop them, or keep only: {_short(self.feature_names)}.")
+        _refuse_extra(df, self.feature_names, allow, what)
         df = df.copy()
         df.columns = cols
         return self.transform(numeric_matrix(df[self.feature_names], what))
@@ -122,6 +151,15 @@ def numeric_matrix(df, what: str) -> np.ndarray:
         raise DataError(f"{what}: column(s) {', '.join(map(repr, cols[:5]))} have missing or infinite values. "
                         "Fill or drop those rows before training.")
     return X
+
+
+def _refuse_extra(df, used: list, allow, what: str) -> None:
+    """Columns never seen in the training table are refused by name (their values are not read)."""
+    known = {*used, *map(str, allow)}
+    extra = [str(c) for c in df.columns if str(c) not in known]
+    if extra:
+        raise DataError(f"{what} has column(s) the model was not trained on: {', '.join(map(repr, extra[:5]))}"
+                        f"{' ...' if len(extra) > 5 else ''}. Drop them, or keep only: {_short(used)}.")
 
 
 def _plain(v):

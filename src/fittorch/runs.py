@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 import sys
 import time
 from datetime import datetime, timezone
@@ -155,13 +156,18 @@ def execute(exp, run_dir: Path, *, resume: bool = False, quiet: bool = False, lo
     except BaseException as exc:
         if main:
             status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+            if status == "interrupted":
+                exit_at_once_on_signal()
             _finish(run_dir, info, trainer, started, status, error=f"{type(exc).__name__}: {exc}".splitlines()[0])
+            _write_partial(trainer, run_dir, cfg, say)
         raise
     status = trainer.state.status
     if status == "interrupted":
         if main:
+            exit_at_once_on_signal(EXIT_INTERRUPTED)  # the checkpoint is saved: a further Ctrl-C leaves, quietly
             trainer.history.to_csv(run_dir / "metrics.csv")
             _finish(run_dir, info, trainer, started, "interrupted")
+            _write_partial(trainer, run_dir, cfg, say)
             print(f"Interrupted after epoch {trainer.state.epoch}; the last checkpoint is in "
                   f"{run_dir / 'checkpoints'}.\nContinue with: fittorch resume {run_dir}", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -171,27 +177,59 @@ def execute(exp, run_dir: Path, *, resume: bool = False, quiet: bool = False, lo
         return 0
     trainer.history.to_csv(run_dir / "metrics.csv")
     save_model_bundle(exp, run_dir)
-    _finish(run_dir, info, trainer, started, status)
+    _finish(run_dir, info, trainer, started, status, val=exp.splits.val)
+    run = read_run_json(run_dir)
     write_artifacts(trainer, run_dir, cfg, val=exp.splits.val, labels=exp.prep.classes,
-                    total_seconds=read_run_json(run_dir).get("seconds"), log=say)
+                    total_seconds=run.get("seconds"), log=say, run=run)
     say(summary_line(run_dir, read_run_json(run_dir)))
     return 0
 
 
-def _finish(run_dir, info, trainer, started, status, error=None):
+def exit_at_once_on_signal(code: int | None = None) -> None:
+    """After an interrupted run is saved, a further Ctrl-C/SIGTERM ends the process at once and
+    quietly (no KeyboardInterrupt raised inside interpreter shutdown's atexit callbacks), with
+    ``code`` (default: 128 + the signal's number)."""
+    import signal
+
+    def _exit(signum, frame):
+        os._exit(code if code is not None else 128 + signum)
+
+    for sig in (getattr(signal, "SIGTERM", None), signal.SIGINT):
+        if sig is not None:
+            signal.signal(sig, _exit)
+
+
+def _write_partial(trainer, run_dir: Path, cfg, say) -> None:
+    """An interrupted or failed run's curves and report.html (no confusion matrix: the weights are partial)."""
+    if trainer.dist.is_main:
+        write_artifacts(trainer, run_dir, cfg, total_seconds=read_run_json(run_dir).get("seconds"), log=say,
+                        run=read_run_json(run_dir))
+
+
+def _finish(run_dir, info, trainer, started, status, error=None, val=None):
     info["status"] = status
     info["ended"] = now()
     info["seconds"] = round(float(info.get("seconds") or 0.0) + time.time() - started, 3)
     info["epochs"] = trainer.state.epoch
+    info["max_epochs"] = trainer.state.max_epochs or info.get("max_epochs")
     info["global_step"] = trainer.state.global_step
-    if trainer.state.stop_reason:
-        info["stop_reason"] = trainer.state.stop_reason
+    info["stop_reason"] = trainer.state.stop_reason or ""
     if error:
         info["error"] = error
     info["final"] = {k: v for k, v in trainer.history.last.items() if k not in ("epoch", "seconds")}
     monitor = read_monitor(run_dir)
     best = trainer.history.best(monitor) if monitor in trainer.history.columns else {}
     info["best"] = {"monitor": monitor, "value": best.get(monitor), "epoch": best.get("epoch")} if best else None
+    info["restored_best_epoch"] = getattr(trainer.state, "restored_best_epoch", None)
+    checkpoint = getattr(trainer, "checkpoint_path", None)
+    info["checkpoint"] = str(checkpoint) if checkpoint else None
+    try:  # what the report shows, recorded so `fittorch report` rebuilds the same page from the files
+        from .report import summary_text, system_info
+
+        info["system"] = system_info(trainer)
+        info["model_summary"] = summary_text(trainer, val)
+    except ImportError:  # pragma: no cover - builds without the report module
+        pass
     info.pop("pid", None)
     write_run_json(run_dir, info)
 
@@ -211,18 +249,24 @@ def summary_line(run_dir, info: dict) -> str:
     best = info.get("best")
     if best and best.get("value") is not None:
         parts.append(f"best {best['monitor']} {best['value']:.4f} (epoch {best['epoch']})")
-    for key, value in (info.get("test") or {}).items():
+    test = {k: v for k, v in (info.get("test") or {}).items() if isinstance(v, (int, float))}
+    for key, value in test.items():
         parts.append(f"test {key} {value:.4f}")
+    if test:  # which weights the test figures come from
+        restored = info.get("restored_best_epoch")
+        parts.append(f"tested with the best weights (epoch {restored})" if restored else
+                     f"tested with the last weights (epoch {info.get('epochs', '?')})")
     return " | ".join(parts) + f" -> {run_dir}"
 
 
-def write_artifacts(trainer, run_dir: Path, cfg, *, val=None, labels=None, total_seconds=None, log=print) -> bool:
+def write_artifacts(trainer, run_dir: Path, cfg, *, val=None, labels=None, total_seconds=None, log=print,
+                    run: dict | None = None) -> bool:
     """curves.png (+ report.html, confusion_matrix.png with the report module). False when it failed."""
     from .report import write_run_artifacts
 
     try:
         write_run_artifacts(trainer, run_dir, val=val, config=cfg.to_dict(), name=run_dir.name,
-                            labels=[str(c) for c in labels] if labels else None, total_seconds=total_seconds)
+                            labels=[str(c) for c in labels] if labels else None, total_seconds=total_seconds, run=run)
     except Exception as exc:  # noqa: BLE001 - a plot must not turn a finished run into a failure
         log(f"warning: could not write the plots/report ({type(exc).__name__}: {exc}). "
             f"Rebuild them with: fittorch report {run_dir}")
@@ -357,17 +401,48 @@ def list_runs(runs_dir: str | os.PathLike = "runs") -> list[dict]:
         info = read_run_json(d)  # a damaged run.json gives status "damaged": the other runs are still listed
         if not info and not (d / "config.yaml").exists():
             continue
-        status = info.get("status", "unknown")
-        if status == "running" and info.get("pid") and not _alive(info["pid"]):
-            status = "died"  # killed without a chance to record it (SIGKILL, power loss)
         if info.get("damaged"):
             info = {"status": "damaged"}
+        status, epochs, seconds = observed(d, info)
         best = info.get("best") or {}
-        rows.append({"name": d.name, "status": status, "epochs": info.get("epochs"),
+        rows.append({"name": d.name, "status": status, "epochs": epochs,
                      "max_epochs": info.get("max_epochs"), "best_metric": best.get("monitor"),
                      "best": best.get("value"), "best_epoch": best.get("epoch"), "test": info.get("test") or {},
-                     "seconds": info.get("seconds"), "started": info.get("started") or "", "path": str(d)})
+                     "seconds": seconds, "started": info.get("started") or "", "path": str(d)})
     return sorted(rows, key=lambda r: (r["started"], r["name"]))
+
+
+def observed(run_dir: Path, info: dict) -> tuple[str, int | None, float | None]:
+    """(status, epochs, seconds) of a run as it stands: a "running" run whose process is gone
+    "died", and a run that did not finish reached at least the epochs its checkpoints hold."""
+    status = info.get("status", "unknown")
+    if status == "running" and info.get("pid") and not _alive(info["pid"]):
+        status = "died"  # killed without a chance to record it (SIGKILL, a second Ctrl-C, power loss)
+    epochs, seconds = info.get("epochs"), info.get("seconds")
+    if status in ("died", "running", "interrupted", "failed"):
+        reached = checkpointed_epochs(run_dir)
+        if reached is not None and (epochs is None or reached > epochs):
+            epochs = reached  # run.json was left behind the checkpoints
+        if status == "died" and not seconds:
+            seconds = None  # unknown: the process never recorded it
+    return status, epochs, seconds
+
+
+_CHECKPOINT_NAME = re.compile(r"^ckpt-e(\d+)-b(\d+)$")  # checkpoint/store.py's naming (ckpt-e{epochs}-b{batches})
+
+
+def checkpointed_epochs(run_dir: Path) -> int | None:
+    """The epochs completed by the newest complete checkpoint in ``run_dir/checkpoints`` (None if none).
+
+    Read from the folder names and manifests alone: the checkpoint package imports torch, and
+    ``fittorch runs`` must not.
+    """
+    folder = Path(run_dir) / "checkpoints"
+    if not folder.is_dir() or folder.is_symlink():
+        return None
+    done = [int(m.group(1)) for p in folder.iterdir()
+            if (m := _CHECKPOINT_NAME.match(p.name)) and (p / "manifest.json").is_file()]
+    return max(done, default=None)
 
 
 def _alive(pid: int) -> bool:

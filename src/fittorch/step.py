@@ -94,7 +94,8 @@ class Step:
         inputs, target = batch
         if self.label_key is not None and target is not None:
             return self.model(**inputs, **{self.label_key: target})
-        return self.model(**inputs) if self.kwargs_input else self.model(*inputs)
+        # isinstance too: a loaded trainer that never ran fit() has not set kwargs_input yet
+        return self.model(**inputs) if (self.kwargs_input or isinstance(inputs, dict)) else self.model(*inputs)
 
     # -- level (a): the loss --------------------------------------------------------------
     def compute_loss(self, batch, output):

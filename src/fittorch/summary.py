@@ -51,6 +51,11 @@ class ModelSummary:
     def _repr_pretty_(self, p, cycle):  # IPython
         p.text(str(self))
 
+    def _repr_html_(self) -> str:  # Jupyter
+        from .display import summary_html
+
+        return summary_html(self)
+
     def to_dict(self) -> dict:
         return {"model": self.model, "total_params": self.total_params, "trainable_params": self.trainable_params,
                 "size_mb": self.size_mb, "layers": [vars(layer) for layer in self.layers]}

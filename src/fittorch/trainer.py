@@ -18,6 +18,7 @@ from .callbacks.base import Callback, overrides
 from .data import InMemoryData, first_tensor, make_source, prepare_fit
 from .data.checks import check_num_workers
 from .device import auto_num_threads, resolve_device
+from .display import EvalResult
 from . import distributed
 from .errors import ConfigError, NotFittedError
 from .history import History
@@ -135,6 +136,7 @@ class Trainer:
         self.output_kind: OutputKind | None = None
         self.n_features_in: int | None = None
         self.feature_names: list[str] | None = None  # DataFrame column names seen at fit
+        self.preprocess = None  # a fittorch.tabular.TabularPreprocessor given to fit(preprocess=...)
         self.classes: list | None = None  # the original class labels; index i is class i
         self.checkpoint_dir: str | None = None
         self.fit_params: dict = {}  # this fit's batch_size, shuffle, drop_last, n_train, n_batches
@@ -158,7 +160,7 @@ class Trainer:
 
     def fit(self, train, val=None, *, epochs: int = 10, batch_size: int = 32, shuffle: bool = True,
             drop_last: bool = False, val_batch_size: int | None = None, resume=None, num_workers: int = 0,
-            collate_fn=None, val_every_steps: int = 0) -> History:
+            collate_fn=None, val_every_steps: int = 0, preprocess=None) -> History:
         """Train for ``epochs`` more epochs (with ``resume``: up to ``epochs`` in total).
 
         ``train`` is an ``(X, y)`` pair, a Dataset, a DataLoader or ``fittorch.data.stream_file(...)``;
@@ -169,7 +171,14 @@ class Trainer:
         variable-length sequences); a mid-epoch resume stays exact. Validation runs after every
         epoch, in eval mode, without gradients, and also every ``val_every_steps`` optimizer steps
         when set (those results go to ``trainer.state.step_validations``).
+        ``preprocess``: a :class:`fittorch.tabular.TabularPreprocessor` (or True) for raw ``(DataFrame, y)``
+        pairs (text, gaps); fitted on ``train`` unless already fitted, then used by evaluate/predict.
         """
+        if preprocess is not None:  # raw tables: fittorch.tabular encodes them (docs/data.md)
+            from .tabular import as_preprocessor, encode_pair
+
+            self.preprocess = as_preprocessor(preprocess)
+            train, val = encode_pair(self.preprocess, train, fit=True), encode_pair(self.preprocess, val)
         check_num_workers(num_workers)
         validation.check_val_every_steps(val_every_steps)
         if self.optimizer is None:
@@ -221,6 +230,10 @@ class Trainer:
     def evaluate(self, data, *, batch_size: int = 1024) -> dict:
         """Loss and metrics over ``data`` (an ``(X, y)`` pair, Dataset or DataLoader)."""
         self._check_fitted("evaluate")
+        if self.preprocess is not None:
+            from .tabular import encode_pair
+
+            data = encode_pair(self.preprocess, data)
         src = make_source(data, target_dtype=target_dtype(self.loss_info), role="evaluation",
                           loss_info=self.loss_info, classes=self.classes, device=self.device)
         src = self.dist.prepare_source(src, role="evaluation", seed=self.seed)
@@ -231,7 +244,8 @@ class Trainer:
         if isinstance(src, InMemoryData):
             src = src.to(self.device)
         with self._threads():
-            return evaluate_source(self._loop_context(batch_size), src, batch_size=batch_size)
+            # a plain dict of floats that shows as a table in Jupyter
+            return EvalResult(evaluate_source(self._loop_context(batch_size), src, batch_size=batch_size))
 
     @torch.no_grad()
     def predict(self, X, *, batch_size: int = 1024, labels: bool = False, structure: bool = False):
@@ -249,6 +263,8 @@ class Trainer:
                               "selected output tensor, structure returns every output.")
         if labels:
             require_classification(self.output_kind, "predict(labels=True)")
+        if self.preprocess is not None and type(X).__name__ == "DataFrame":
+            X = self.preprocess.transform(X, what="X (predict)")
         src = make_source(X, role="predict", require_target=False, device=self.device)
         validation.check_source(src, "predict")
         self._check_features(src, "predict")
@@ -289,6 +305,8 @@ class Trainer:
                 "task": self.output_kind.task if self.output_kind else self.task,
                 "output_kind": vars(self.output_kind) if self.output_kind else None,
                 "classes": self.classes, "feature_names": self.feature_names}
+        if self.preprocess is not None and self.preprocess.state is not None:
+            meta["tabular"] = self.preprocess.to_dict()  # read back: TabularPreprocessor.from_dict(...)
         meta.update(metadata or {})
         return save_model(self.model, path, metadata=meta)
 
@@ -355,6 +373,11 @@ class Trainer:
         rows = self.state.history.rows
         if rows and rows[-1].get("epoch") == row.get("epoch"):
             rows[-1].update(values)
+
+    def _repr_html_(self) -> str:  # Jupyter: the fit summary (status, epochs, best and last values)
+        from .display import fit_summary_html
+
+        return fit_summary_html(self)
 
     # -- helpers the loop uses ----------------------------------------------------------
     def _loop_context(self, batch_size: int, val_every_steps: int = 0) -> LoopContext:
@@ -448,7 +471,7 @@ class Trainer:
     def _metric_names(self, kind: OutputKind):
         if self.metric_specs == "auto":
             return metric_defaults(kind)
-        if isinstance(self.metric_specs, str):
+        if isinstance(self.metric_specs, str) or callable(self.metric_specs):  # one name, function or Metric
             return [self.metric_specs]
         return list(self.metric_specs or [])
 

@@ -58,6 +58,8 @@ class ModelCheckpoint(Callback):
             clean_partial(self.directory)
         self._saved_at = (trainer.state.epoch, trainer.state.batch_in_epoch)
         self._step_saved = trainer.state.global_step
+        if self.monitor and trainer.state.history.monitor is None:
+            trainer.state.history.monitor = self.monitor  # "best" means the same column everywhere
 
     def on_train_batch_end(self, trainer, loss) -> None:
         state = trainer.state

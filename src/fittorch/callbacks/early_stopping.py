@@ -49,6 +49,7 @@ class EarlyStopping(Callback):
         if self.monitor not in known and not self.monitor.startswith(("train_", "val_")):
             raise ConfigError(f"EarlyStopping(monitor='{self.monitor}') is not a value this run records."
                               f"{did_you_mean(self.monitor, known)} Known: {', '.join(sorted(known))}.")
+        trainer.state.history.monitor = self.monitor  # the curves and the report mark this column's best
 
     def _improved(self, value: float) -> bool:
         if self.best is None:
@@ -61,7 +62,7 @@ class EarlyStopping(Callback):
         if self.monitor not in row:
             raise ConfigError(
                 f"EarlyStopping monitors '{self.monitor}', but the epoch's row has no such value"
-                f"{' (no validation data was given to fit)' if self.monitor.startswith('val_') else ''}."
+                f"{_why_missing(self.monitor, row)}."
                 f"{did_you_mean(self.monitor, row)} The row has: {', '.join(row)}."
             )
         value = row[self.monitor]
@@ -93,3 +94,10 @@ class EarlyStopping(Callback):
         self.best_epoch = state.get("best_epoch")
         self.wait = int(state.get("wait", 0))
         self.stopped_epoch = state.get("stopped_epoch")
+
+
+def _why_missing(monitor: str, row: dict) -> str:
+    """Blame missing validation data only when the row really has no validation values."""
+    if monitor.startswith("val_") and not any(k.startswith("val_") for k in row):
+        return " (no validation data was given to fit)"
+    return ""

@@ -36,7 +36,7 @@ import sys
 from .._version import __version__
 
 # modules under fittorch.cli, in help order
-COMMANDS = ["fit", "resume", "evaluate", "predict", "export", "report", "runs", "doctor", "demo"]
+COMMANDS = ["fit", "resume", "tune", "evaluate", "predict", "export", "report", "runs", "doctor", "demo"]
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
@@ -82,6 +82,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
+    import warnings
+
+    previous = warnings.formatwarning
+    if not debug:
+        warnings.formatwarning = _plain_fittorch_warning(previous)
     try:
         return int(args.run(args) or 0)
     except KeyboardInterrupt:
@@ -100,3 +105,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"fittorch: {name}: {message}", file=sys.stderr)
         print("hint: run again with --debug for the full traceback.", file=sys.stderr)
         return EXIT_USAGE if usage else EXIT_FAILURE
+    finally:
+        warnings.formatwarning = previous
+
+
+def _plain_fittorch_warning(default):
+    """fittorch's own warnings as one line for people (``fittorch: warning: ...``), not a source excerpt."""
+
+    def fmt(message, category, filename, lineno, line=None):
+        if category.__module__.startswith("fittorch"):
+            return f"fittorch: warning: {message}\n"
+        return default(message, category, filename, lineno, line)
+
+    return fmt

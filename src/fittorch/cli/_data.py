@@ -34,7 +34,8 @@ def labelled_data(cfg, prep, data: str | None):
         pair = getattr(splits, which)
         if pair is None:
             raise DataError("This run has no test or validation split; pass a labelled DATA file.")
-        return f"{which} split of {cfg.data.source}", pair[0], pair[1]
+        own_file = getattr(cfg.data, which)  # data.test / data.val: a file of its own
+        return (f"data.{which} {own_file}" if own_file else f"{which} split of {cfg.data.source}"), pair[0], pair[1]
     if data.startswith("sklearn:"):
         df, y = _sklearn_frame(cfg, prep, data)
         return data, prep.frame_to_X(df, data), prep.encode(np.asarray(y), data)
@@ -48,7 +49,7 @@ def labelled_data(cfg, prep, data: str | None):
         prep.encode(df[target].to_numpy(), data)
 
 
-def feature_data(cfg, prep, data: str) -> np.ndarray:
+def feature_data(cfg, prep, data: str):
     from ..data.files import read_table
 
     if data.startswith("sklearn:"):
@@ -61,3 +62,14 @@ def feature_data(cfg, prep, data: str) -> np.ndarray:
 def _ignored(cfg, df) -> tuple:
     """With ``data.features`` the user picked columns, so the file's other columns are expected."""
     return tuple(str(c) for c in df.columns) if cfg.data.features is not None else ()
+
+
+def note_unknown(prep) -> None:
+    """Say on stderr which category values were read as the unknown level (never an error)."""
+    import sys
+
+    from ..tabular.columns import describe_unknown
+
+    message = describe_unknown(prep.last_unknown)
+    if message:
+        print(f"note: {message}", file=sys.stderr)

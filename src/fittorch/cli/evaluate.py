@@ -33,7 +33,8 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     import json
 
-    from ._data import labelled_data
+    from ._data import labelled_data, note_unknown
+    from ..tabular import n_rows
     from ..runs import check_run_dir, load_run
 
     run_dir = check_run_dir(args.run_dir)
@@ -41,9 +42,11 @@ def run(args) -> int:
     what, X, y = labelled_data(cfg, prep, args.data)
     result = trainer.evaluate((X, y), batch_size=args.batch_size)
     if args.json:
-        print(json.dumps({"data": what, "rows": len(X), **result}))
+        unknown = {"unknown_categories": prep.last_unknown} if prep.last_unknown else {}
+        print(json.dumps({"data": what, "rows": n_rows(X), **result, **unknown}))
         return 0
-    print(f"{what}: {len(X)} rows")
+    note_unknown(prep)
+    print(f"{what}: {n_rows(X)} rows")
     for key, value in result.items():
         print(f"  {key:<10} {value:.4f}" if isinstance(value, float) else f"  {key:<10} {value}")
     if prep.task == "regression" and prep.target_scale is not None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ._args import add_trust_code
+
 EXAMPLE = """\
 example:
   fittorch export runs/digits                          # -> runs/digits/model.onnx, parity-checked
@@ -30,6 +32,7 @@ def add_parser(sub) -> None:
     p.add_argument("--max-rows", type=int, default=1000, help="rows for the parity check (default 1000)")
     p.add_argument("--tolerance", type=float, default=1e-4,
                    help="largest allowed |exported - predict|, times max(1, |predict|) (default 1e-4)")
+    add_trust_code(p)
     p.set_defaults(run=run)
 
 
@@ -40,6 +43,7 @@ def run(args) -> int:
     if args.max_rows < 1 or not args.tolerance > 0:
         raise ConfigError(f"--max-rows must be >= 1 and --tolerance > 0; got {args.max_rows} and {args.tolerance}.")
     result = export_run(args.run_dir, format=args.format, output=args.output, checkpoint=args.checkpoint,
-                        rows=args.rows, tolerance=args.tolerance, max_rows=args.max_rows)
+                        rows=args.rows, tolerance=args.tolerance, max_rows=args.max_rows,
+                        trust_code=args.trust_code)
     print(result.summary())
     return 0

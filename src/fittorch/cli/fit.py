@@ -48,11 +48,12 @@ def run(args) -> int:
     from ..runs import execute, is_main_process
 
     cfg = load_config(args.config, args.overrides)
+    cfg.search = None  # a tune config trains its base values; its search: section is for `fittorch tune`
     if args.name:
         cfg.name = check_run_name(args.name)
     check_run_name(cfg.name)
     if args.nproc and args.nproc > 1:  # re-run this command in N processes under torch's launcher
-        from ..distributed import launch
+        from .launch import launch
 
         run_dir = exact_run_dir(args.run_dir) if args.run_dir else create_run_dir(args.out, cfg.name)
         return launch([*args.argv, *([] if args.run_dir else ["--run-dir", str(run_dir)])], args.nproc)

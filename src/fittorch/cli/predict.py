@@ -17,8 +17,10 @@ def add_parser(sub) -> None:
 
     p = sub.add_parser("predict", help="predict a data file with a trained run (CSV out)",
                        description="Apply the run's saved preprocessing to DATA and write one prediction per row, "
-                                   "in the original label names (or target units). A target column in DATA is "
-                                   "ignored; any other unknown or missing column is an error.",
+                                   "in the original label names (or target units). DATA holds raw rows like the "
+                                   "training file (text categories, empty cells); a category never seen in "
+                                   "training is read as 'unknown' and counted on stderr. Columns the model does "
+                                   "not use are ignored; a missing used column is an error.",
                        epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory, or a .onnx file from fittorch export")
     p.add_argument("data", metavar="DATA", help="a .csv/.parquet/.npz file, or a sklearn: source")
@@ -49,7 +51,7 @@ def predict_run(args):
     import pandas as pd
     import torch
 
-    from ._data import feature_data
+    from ._data import feature_data, note_unknown
     from ..errors import ConfigError, TrainingError
     from ..runs import check_run_dir, load_run
 
@@ -58,6 +60,7 @@ def predict_run(args):
     if args.proba and prep.task != "classification":
         raise ConfigError("--proba is for classification runs; this run is a regression.")
     X = feature_data(cfg, prep, args.data)
+    note_unknown(prep)
     outputs = trainer.predict(X, batch_size=args.batch_size)
     bad = ~torch.isfinite(outputs.reshape(len(outputs), -1)).all(dim=1)
     n_bad = int(bad.sum())

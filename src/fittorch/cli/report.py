@@ -14,8 +14,9 @@ def add_parser(sub) -> None:
     import argparse
 
     p = sub.add_parser("report", help="rebuild a run's curves and report from its files",
-                       description="Rebuild curves.png (and report.html, confusion_matrix.png where the report "
-                                   "module is installed) from RUN_DIR's metrics.csv, model and config.",
+                       description="Rebuild curves.png, report.html and (for a finished classifier) confusion_matrix.png "
+                                   "from RUN_DIR's files: metrics.csv, run.json, config and model. An "
+                                   "interrupted or failed run gets a report that says so.",
                        epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("run_dir", metavar="RUN_DIR")
     add_trust_code(p)
@@ -29,26 +30,33 @@ def run(args) -> int:
 
     run_dir = check_run_dir(args.run_dir, need=("config.yaml", "metrics.csv"))
     history = History.from_csv(run_dir / "metrics.csv")
-    if (run_dir / "model.safetensors").exists():
+    info = read_run_json(run_dir)
+    finished = info.get("status", "finished") in ("finished", "stopped")
+    if finished and (run_dir / "model.safetensors").exists():
+        from ..experiment import prepare_data
         from ..runs import load_run
 
         cfg, _, trainer = load_run(run_dir, trust_code=args.trust_code)
-    else:  # an interrupted run: no final model, the curves can still be drawn
-        cfg, trainer = load_config(run_dir / "config.yaml", root=run_dir), None
-    if trainer is None:
-        history.plot(run_dir / "curves.png", title=run_dir.name,
-                     best=cfg.monitor if cfg.monitor in history.columns else None)
-    else:
-        from ..experiment import prepare_data
-
-        info = read_run_json(run_dir)
         trainer.state.history = history
-        trainer.state.status = info.get("status", "finished")
-        trainer.state.stop_reason = info.get("stop_reason", "")
         prep, splits = prepare_data(cfg)  # the same validation split as in training (same seed)
         if not write_artifacts(trainer, run_dir, cfg, val=splits.val, labels=prep.classes,
-                               total_seconds=info.get("seconds")):
+                               total_seconds=info.get("seconds"), run=info or None):
             return 1  # the warning above says what failed; nothing is claimed as written
+    else:  # interrupted, failed or died: no final model; the curves and the report from the records
+        from ..report import write_run_artifacts
+        from ..runs import observed
+
+        cfg = load_config(run_dir / "config.yaml", root=run_dir)
+        run = dict(info)
+        run["status"], run["epochs"], _ = observed(run_dir, info)
+        run.setdefault("best", _best(history, cfg.monitor))
+        write_run_artifacts(None, run_dir, config=cfg.to_dict(), name=run_dir.name, run=run, history=history,
+                            total_seconds=info.get("seconds"))
     written = [n for n in ("curves.png", "confusion_matrix.png", "report.html") if (run_dir / n).exists()]
     print(f"Wrote {', '.join(str(run_dir / n) for n in written)}")
     return 0
+
+
+def _best(history, monitor: str) -> dict | None:
+    row = history.best(monitor) if monitor in history.columns else {}
+    return {"monitor": monitor, "value": row.get(monitor), "epoch": row.get("epoch")} if row else None

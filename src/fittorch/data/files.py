@@ -2,11 +2,34 @@
 
 ``read_table(path)`` gives a DataFrame; ``load_xy(path, target)`` splits off the label
 column. For files larger than memory, use :func:`fittorch.data.stream_file` instead.
+
+CSV files are read as they come: a UTF-8 byte-order mark is dropped, a ``;`` (or tab)
+delimited file is recognised from its header line (with decimal commas when its numbers use
+them), and duplicate column names are refused instead of being renamed ``a.1``.
 """
 
 from __future__ import annotations
 
+import re
+
 from .checks import FILE_TYPES as SUPPORTED
+
+SNIFF_BYTES = 64 * 1024  # the start of a CSV read to find its delimiter and header
+_DECIMAL_COMMA = re.compile(r"(^|;)\s*-?\d+,\d+\s*(;|$)", re.M)
+
+
+def csv_dialect(p) -> dict:
+    """``read_csv`` arguments for this file (sep, decimal, encoding), from its first bytes."""
+    with open(p, "rb") as f:
+        head = f.read(SNIFF_BYTES).decode("utf-8-sig", errors="replace")
+    lines = head.splitlines()
+    header = lines[0] if lines else ""
+    counts = {sep: header.count(sep) for sep in (",", ";", "\t")}
+    sep = max(counts, key=lambda k: (counts[k], k == ","))
+    if not counts[sep]:
+        sep = ","
+    decimal = "," if sep == ";" and _DECIMAL_COMMA.search("\n".join(lines[1:50])) else "."
+    return {"sep": sep, "decimal": decimal, "encoding": "utf-8-sig"}
 
 
 def read_table(path):
@@ -20,7 +43,17 @@ def read_table(path):
     suffix = p.suffix.lower()
     try:
         if suffix == ".csv":
-            return _checked_csv(p, pd.read_csv(p))
+            try:
+                dialect = csv_dialect(p)
+                return _checked_csv(p, pd.read_csv(p, **dialect), sep=dialect["sep"])
+            except UnicodeDecodeError as exc:
+                from ..errors import DataError
+
+                raise DataError(
+                    f"{str(p)!r} is not UTF-8 text (it holds the byte {exc.object[exc.start:exc.start + 1]!r}, "
+                    "which UTF-8 does not allow there); fittorch reads CSV files as UTF-8. Save it as UTF-8 "
+                    f"(Excel: 'CSV UTF-8'), or convert it, e.g. iconv -f latin1 -t utf-8 {p.name} > {p.stem}-utf8.csv"
+                ) from None
         if suffix in (".parquet", ".pq"):
             return pd.read_parquet(p)
         with np.load(p, allow_pickle=False) as npz:
@@ -53,10 +86,12 @@ def read_table(path):
         raise validation.unreadable_file(p, exc) from None
 
 
-def load_xy(path, target: str | None = None):
+def load_xy(path, target: str | None = None, *, features=None, check: bool = True):
     """``(X DataFrame, y Series or None)`` from a file; ``target`` names the label column.
 
-    Feature columns holding text or mixed types are refused here, naming the column.
+    ``features`` keeps only those columns; the others are never looked at. With ``check``,
+    the kept columns holding text or mixed types are refused, naming the column (for raw
+    tables with text, use :class:`fittorch.tabular.TabularPreprocessor` and ``check=False``).
     """
     import pandas as pd
 
@@ -69,14 +104,20 @@ def load_xy(path, target: str | None = None):
         if target not in df.columns:
             raise validation.missing_column(target, df.columns, str(path))
         X, y = df.drop(columns=[target]), df[target]
-    for col in X.columns:
-        if not (pd.api.types.is_numeric_dtype(X[col]) or pd.api.types.is_bool_dtype(X[col])) and \
-                (pd.api.types.is_datetime64_any_dtype(X[col]) or pd.api.types.is_timedelta64_dtype(X[col])):
-            from ..errors import DataTypeError
+    if features is not None:
+        absent = [c for c in features if c not in X.columns]
+        if absent:
+            raise validation.missing_column(absent[0], X.columns, str(path))
+        X = X[list(features)]
+    if check:
+        for col in X.columns:
+            if not (pd.api.types.is_numeric_dtype(X[col]) or pd.api.types.is_bool_dtype(X[col])) and \
+                    (pd.api.types.is_datetime64_any_dtype(X[col]) or pd.api.types.is_timedelta64_dtype(X[col])):
+                from ..errors import DataTypeError
 
-            raise DataTypeError(f"File {str(path)!r} column {col!r} holds dates/times ({X[col].dtype}); expected "
-                                f"numbers. Turn it into numbers first (e.g. df[{col!r}].dt.dayofyear) or drop it.")
-        validation.check_column(X[col], col, f"File {str(path)!r}")
+                raise DataTypeError(f"File {str(path)!r} column {col!r} holds dates/times ({X[col].dtype}); expected "
+                                    f"numbers. Turn it into numbers first (e.g. df[{col!r}].dt.dayofyear) or drop it.")
+            validation.check_column(X[col], col, f"File {str(path)!r}")
     if y is not None:
         check_target_present(y, target, path)
     return X, y
@@ -97,14 +138,14 @@ def check_target_present(y, target, path) -> None:
                         f"{' ...' if missing.sum() > 10 else ''}. Drop those rows or fill in their labels.")
 
 
-def _checked_csv(p, df):
+def _checked_csv(p, df, sep: str = ","):
     """A CSV with a header and at least one row, and no column name twice (pandas renames it ``x.1``)."""
     import csv
 
     from ..errors import DataError
 
-    with open(p, newline="", encoding="utf-8", errors="replace") as f:
-        header = next(csv.reader(f), [])
+    with open(p, newline="", encoding="utf-8-sig", errors="replace") as f:
+        header = next(csv.reader(f, delimiter=sep), [])
     seen = [c for i, c in enumerate(header) if c in header[:i]]
     if seen:
         raise DataError(f"File {str(p)!r} names column(s) {', '.join(map(repr, dict.fromkeys(seen)))} more than once; "

@@ -20,7 +20,7 @@ from .report import FAIL, PASS, WARN, CheckResult
 STEPS = 100
 LR_MIN, LR_MAX = 1e-6, 10.0
 SMOOTH = 0.9  # EMA factor of the smoothed loss (bias-corrected)
-TOO_LOW = 100.0  # configured LR below suggestion / TOO_LOW: noted in the summary
+TOO_LOW = 100.0  # configured LR below suggestion / TOO_LOW: a warning (docs/doctor.md)
 
 
 class _LRSweep(Callback):
@@ -102,9 +102,9 @@ def check_lr_range(setup, out: str | Path | None = None) -> CheckResult:
         return CheckResult("lr_range", title, WARN, f"lr={lr:g} is above the LR of the lowest loss; " + summary, ev,
                            f"Training may be unstable: try about {sug:.2g}.")
     if lr < sug / TOO_LOW:
-        # Not a warning: a short sweep keeps improving at large LRs on easy data, so a standard
-        # LR (Adam's 1e-3) often sits far below its suggestion and still trains well.
-        summary += f" ({sug / lr:.0f}x below the suggestion: training may be slow)"
+        return CheckResult("lr_range", title, WARN,
+                           f"lr={lr:g} is {sug / lr:.0f}x below the suggestion (more than {TOO_LOW:.0f}x); " + summary,
+                           ev, f"Training may crawl: try about {sug:.2g}, or at least {sug / TOO_LOW * 10:.2g}.")
     return CheckResult("lr_range", title, PASS, summary, ev)
 
 

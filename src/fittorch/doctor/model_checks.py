@@ -35,7 +35,7 @@ def check_initial_loss(setup) -> CheckResult:
     with torch.no_grad():
         out = setup.forward(model, inputs).float()
         loss = float(setup.loss_fn(out, target))
-    ev = {"loss": loss, "rows": len(target)}
+    ev = {"loss": loss, "rows": len(target), "input_scale": _input_scale(inputs)}
     if not math.isfinite(loss):
         return CheckResult("init_loss", title, FAIL, f"the loss at init is {loss}", ev,
                            "Look for log(0), division by zero or NaN weights in the model; check the data check above.")
@@ -53,8 +53,10 @@ def check_initial_loss(setup) -> CheckResult:
         expected = -(p * math.log(max(p, 1e-12)) + (1 - p) * math.log(max(1 - p, 1e-12))) if 0 < p < 1 else math.log(2)
         ev.update(expected=math.log(2), prior_entropy=expected, output_std=float(out.std()))
         if loss > INIT_LOSS_FACTOR * math.log(2) + 0.05:
-            return CheckResult("init_loss", title, WARN,
-                               f"loss at init {loss:.4g}, expected about ln(2) = {math.log(2):.3f}", ev,
+            summary = f"loss at init {loss:.4g}, expected about ln(2) = {math.log(2):.3f}"
+            if _unscaled(ev):
+                return _unscaled_inputs(summary, ev)
+            return CheckResult("init_loss", title, WARN, summary, ev,
                                "The model starts confident and wrong: scale down the final layer's initial weights "
                                "(e.g. multiply by 0.01) or zero them.")
         return CheckResult("init_loss", title, PASS, f"loss at init {loss:.4g}, expected about ln(2) = {math.log(2):.3f}", ev)
@@ -96,11 +98,40 @@ def _classification_init(setup, out, loss, ev, loss_name) -> CheckResult:
     summary = f"loss at init {loss:.4g}, expected about ln({C}) = {expected:.3f}"
     if loss > INIT_LOSS_FACTOR * expected + 0.05:
         std = ev["output_std"]
+        if _unscaled(ev):
+            return _unscaled_inputs(summary + f"; logits have std {std:.3g}", ev)
         return CheckResult("init_loss", title, WARN, summary + f"; logits have std {std:.3g}", ev,
                            "The network starts confident and wrong, which wastes the first epochs and can kill "
                            "units: the final layer's initial weights are too large. Scale them down (e.g. "
                            "final.weight.data *= 0.01) or zero-init the final layer.")
     return CheckResult("init_loss", title, PASS, summary, ev)
+
+
+def _input_scale(inputs) -> float | None:
+    """The largest feature std or |mean| of a single float input matrix (None for other inputs)."""
+    x = inputs[0] if isinstance(inputs, tuple) and len(inputs) == 1 else inputs
+    if not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.ndim < 2 or len(x) < 2:
+        return None
+    flat = x.detach().double().reshape(len(x), -1)
+    flat = flat[torch.isfinite(flat).all(1)]
+    if len(flat) < 2:
+        return None
+    return float(torch.maximum(flat.std(0), flat.mean(0).abs()).max())
+
+
+def _unscaled(ev: dict) -> bool:
+    from .data_checks import SCALE_ABS
+
+    return ev.get("input_scale") is not None and ev["input_scale"] > SCALE_ABS
+
+
+def _unscaled_inputs(summary: str, ev: dict) -> CheckResult:
+    """A high initial loss caused by the inputs, not the initial weights: say so."""
+    return CheckResult("init_loss", "initial loss", WARN,
+                       summary + f"; the inputs are unscaled (a feature's std or |mean| is {ev['input_scale']:.3g})",
+                       ev, "Standardize the features (mean/std fitted on the training rows: sklearn StandardScaler, "
+                           "'standardize: true' in a config, or doctor(..., standardize=True)); large inputs give "
+                           "large logits whatever the initial weights are.")
 
 
 def check_grad_flow(setup) -> CheckResult:

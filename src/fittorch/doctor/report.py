@@ -97,8 +97,13 @@ class DoctorReport:
         c = self.counts()
         return f"DoctorReport({c[PASS]} pass, {c[WARN]} warn, {c[FAIL]} fail, {c[SKIP]} skip)"
 
-    def _repr_pretty_(self, p, cycle) -> None:  # IPython / Jupyter show the checklist
+    def _repr_pretty_(self, p, cycle) -> None:  # IPython shows the checklist
         p.text(self.render(color=False))
+
+    def _repr_html_(self) -> str:  # Jupyter: the checklist as a table, fixes under warnings/failures
+        from ..display import doctor_html
+
+        return doctor_html(self)
 
 
 def _use_color(stream) -> bool:

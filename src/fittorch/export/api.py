@@ -71,25 +71,30 @@ def output_path(path: str | os.PathLike | None, fmt: str, default_dir: Path | No
 
 
 def export_run(run_dir: str | os.PathLike, *, format: str = "onnx", output=None, checkpoint: str | None = None,
-               rows: str | None = None, tolerance: float = DEFAULT_TOLERANCE,
-               max_rows: int = DEFAULT_ROWS) -> ExportResult:
-    """Export a run directory's model with its standardization folded in; parity-checked."""
+               rows: str | None = None, tolerance: float = DEFAULT_TOLERANCE, max_rows: int = DEFAULT_ROWS,
+               trust_code: bool = False) -> ExportResult:
+    """Export a run directory's model with its standardization folded in; parity-checked.
+
+    ``trust_code``: a run with ``model.type: import`` imports the code its config names; opt in.
+    """
     fmt = check_format(format)
     if checkpoint not in (None, "best", "last"):
         raise unknown_name("checkpoint", str(checkpoint), ("best", "last"))
     final = output_path(output, fmt, Path(run_dir))
-    src = sources.load_run_source(str(run_dir), checkpoint=checkpoint, rows=rows, max_rows=max_rows)
+    src = sources.load_run_source(str(run_dir), checkpoint=checkpoint, rows=rows, max_rows=max_rows,
+                                  trust_code=trust_code)
     prep, trainer = src.prep, src.trainer
     if getattr(trainer, "precision", "fp32") != "fp32":  # the graph is float32: so is the predict it is checked on
         import contextlib
 
-        trainer.parts.autocast = contextlib.nullcontext  # this trainer was loaded for the export alone
+        trainer.step.autocast = contextlib.nullcontext  # this trainer was loaded for the export alone
         src.rows_from += f"; predict in float32, the run trained in {trainer.precision}"
     model = serving_copy(trainer.model)
     head = sources.head_of(prep)
     vocabulary = sources.vocabulary_of(prep)
     kind = TabularServing if vocabulary else ServingModule
-    module = kind(model, head=head, fold=src.fold, target_mean=prep.target_mean, target_scale=prep.target_scale)
+    module = kind(model, head=head, fold=src.fold, target_mean=prep.target_mean, target_scale=prep.target_scale,
+                  output_key=getattr(trainer, "output_key", None))
     contract = make_contract(prep.task, ["numeric", "categorical"] if vocabulary else ["features"], head,
                              src.feature_names, prep.classes, src.fold,
                              f"{Path(run_dir).name}" + (f" (checkpoint {checkpoint})" if checkpoint else ""))
@@ -122,9 +127,11 @@ def export_trainer(trainer, path, *, format: str = "onnx", example=None, preproc
     trainer._check_fitted("export")
     model = serving_copy(trainer.model)
     kind = trainer.output_kind
-    head = {"multiclass": "softmax", "binary": "sigmoid" if (kind and kind.logits) else "probability"}.get(
-        getattr(kind, "task", "regression"), "raw")
-    task = "regression" if head == "raw" else "classification"
+    logits = bool(getattr(kind, "logits", True))
+    head = {"multiclass": "softmax", "binary": "sigmoid" if logits else "probability",
+            "multilabel": "multilabel" if logits else "raw"}.get(getattr(kind, "task", "regression"), "raw")
+    kind_task = getattr(kind, "task", "regression")
+    task = "classification" if kind_task in ("multiclass", "binary") else kind_task
     what = f"The trainer's model ({type(model).__name__})"
     fold, feature_names = sources.fold_of(preprocessing) if preprocessing is not None else (None, None)
     if isinstance(example, dict):
@@ -133,11 +140,12 @@ def export_trainer(trainer, path, *, format: str = "onnx", example=None, preproc
                               "named inputs gets its inputs as they are. Leave out preprocessing.")
         inputs = named_example(example)
         names = list(inputs)
-        module = NamedInputs(model, names, head=head, as_kwargs=bool(getattr(trainer.parts, "kwargs_input", False)))
+        module = NamedInputs(model, names, head=head, as_kwargs=bool(trainer.step.kwargs_input),
+                             output_key=trainer.output_key)
         eager = trainer.predict({k: torch.from_numpy(v) for k, v in inputs.items()})
     else:
         inputs = matrix_example(example, trainer)
-        module = ServingModule(model, head=head, fold=fold)
+        module = ServingModule(model, head=head, fold=fold, output_key=trainer.output_key)
         names = ["features"]
         if preprocessing is not None:
             import pandas as pd

@@ -34,7 +34,8 @@ class RunSource:
     model_inputs: dict | None = None  # categorical runs: the rows as the model was fed them
 
 
-def load_run_source(run_dir: str, *, checkpoint: str | None, rows: str | None, max_rows: int) -> RunSource:
+def load_run_source(run_dir: str, *, checkpoint: str | None, rows: str | None, max_rows: int,
+                    trust_code: bool = False) -> RunSource:
     p = Path(run_dir)
     if not p.is_dir():
         raise ConfigError(f"Run directory {str(p)!r} does not exist. List runs with: fittorch runs")
@@ -51,7 +52,7 @@ def load_run_source(run_dir: str, *, checkpoint: str | None, rows: str | None, m
     meta = read_metadata(p / "model.safetensors")
     refuse_unsupported(meta, p)
     if (p / "config.yaml").is_file():
-        return _from_fit_run(p, checkpoint, rows, max_rows)
+        return _from_fit_run(p, checkpoint, rows, max_rows, trust_code)
     if checkpoint is not None:
         raise ConfigError(f"{p} has no config.yaml, so it has no checkpoints to choose from; leave out --checkpoint.")
     return _from_model_folder(p, meta, rows, max_rows)
@@ -68,10 +69,10 @@ def refuse_unsupported(meta: dict, run_dir: Path) -> None:
             "fittorch version that trained the run, or serve it with fittorch predict RUN_DIR.")
 
 
-def _from_fit_run(p: Path, checkpoint, rows, max_rows) -> RunSource:
+def _from_fit_run(p: Path, checkpoint, rows, max_rows, trust_code) -> RunSource:
     from ..runs import load_run
 
-    cfg, prep, trainer = load_run(p, checkpoint=checkpoint)
+    cfg, prep, trainer = load_run(p, checkpoint=checkpoint, trust_code=trust_code)
     fold, names = fold_of(prep)
     if rows is not None:
         from ..cli._data import feature_data

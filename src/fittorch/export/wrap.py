@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from .._version import __version__
+from ..outputs import select
 
 
 @dataclass
@@ -69,10 +70,11 @@ class ServingModule(nn.Module):
     """raw features -> fill gaps, standardize (the fitted :class:`Fold`) -> model -> predict's outputs."""
 
     def __init__(self, model: nn.Module, *, head: str, fold: Fold | None = None, target_mean=None,
-                 target_scale=None):
+                 target_scale=None, output_key=None):
         super().__init__()
         self.model = model
-        self.head = head  # "softmax" | "sigmoid" | "probability" | "regression" | "raw"
+        self.head = head  # "softmax" | "sigmoid" | "probability" | "multilabel" | "regression" | "raw"
+        self.output_key = output_key  # which tensor of a structured output predict uses
         self.standardize = fold is not None
         self.fills = fold is not None and fold.fill is not None
         self.flags = fold is not None and bool(fold.indicator) and any(fold.indicator)
@@ -87,7 +89,8 @@ class ServingModule(nn.Module):
         self.target_scale = None if target_scale is None else float(target_scale)
 
     def forward(self, features: torch.Tensor):
-        return outputs_of(self.model(self.numeric(features)).float(), self.head, self.target_mean, self.target_scale)
+        out = select(self.model(self.numeric(features)), self.output_key)
+        return outputs_of(out.float(), self.head, self.target_mean, self.target_scale)
 
     def numeric(self, x: torch.Tensor) -> torch.Tensor:
         if self.standardize:
@@ -107,29 +110,32 @@ class TabularServing(ServingModule):
     """
 
     def forward(self, numeric: torch.Tensor, categorical: torch.Tensor):
-        out = self.model(numeric=self.numeric(numeric), categorical=categorical)
+        out = select(self.model(numeric=self.numeric(numeric), categorical=categorical), self.output_key)
         return outputs_of(out.float(), self.head, self.target_mean, self.target_scale)
 
 
 class NamedInputs(nn.Module):
     """A model fed a dict batch: the dict's keys become the graph's input names, in their order."""
 
-    def __init__(self, model: nn.Module, names: list[str], *, head: str, as_kwargs: bool):
+    def __init__(self, model: nn.Module, names: list[str], *, head: str, as_kwargs: bool, output_key=None):
         super().__init__()
         self.model = model
         self.names = list(names)
         self.head = head
+        self.output_key = output_key
         self.as_kwargs = as_kwargs  # model(**inputs) (the Trainer's dict convention) or model(inputs)
 
     def forward(self, *tensors: torch.Tensor):
         inputs = dict(zip(self.names, tensors))
         out = self.model(**inputs) if self.as_kwargs else self.model(inputs)
-        return outputs_of(out.float(), self.head, None, None)
+        return outputs_of(select(out, self.output_key).float(), self.head, None, None)
 
 
 def outputs_of(out: torch.Tensor, head: str, target_mean, target_scale) -> tuple[torch.Tensor, ...]:
     if head == "softmax":
         return out, torch.softmax(out, dim=1)
+    if head == "multilabel":  # one independent probability per label
+        return out, torch.sigmoid(out)
     if head in ("sigmoid", "probability"):
         p1 = torch.sigmoid(out.reshape(-1)) if head == "sigmoid" else out.reshape(-1)
         return out, torch.stack([1 - p1, p1], dim=1)
@@ -142,4 +148,5 @@ def outputs_of(out: torch.Tensor, head: str, target_mean, target_scale) -> tuple
 
 
 OUTPUT_NAMES = {"softmax": ["logits", "probabilities"], "sigmoid": ["logits", "probabilities"],
+                "multilabel": ["logits", "probabilities"],
                 "probability": ["output", "probabilities"], "regression": ["prediction"], "raw": ["prediction"]}

@@ -23,14 +23,15 @@ from torch import nn
 
 from fittorch import errors
 from fittorch.history import History
-from fittorch.models import MLP, build_model, model_spec
+from fittorch.models import MLP, TabularMLP, build_model, model_spec
 from fittorch.seeding import seed_everything
-from fittorch.sklearn import _persist
+from fittorch.sklearn import _persist, _tabular
+from fittorch.tabular import TabularPreprocessor, n_rows
 from fittorch.trainer import Trainer
 
 PREFIXES = ("module__", "optimizer__")
 PARAMS = ("module", "loss", "optimizer", "lr", "epochs", "batch_size", "shuffle", "val_split", "callbacks",
-          "metrics", "device", "seed", "verbose")
+          "metrics", "device", "seed", "verbose", "preprocess")
 
 
 class EstimatorNotFittedError(errors.NotFittedError, SklearnNotFittedError):
@@ -42,7 +43,7 @@ class TorchEstimator(BaseEstimator):
 
     def __init__(self, module=None, *, loss="mse", optimizer="adam", lr=1e-3, epochs=100, batch_size=32,
                  shuffle=True, val_split=0.0, callbacks=None, metrics="auto", device="auto", seed=0, verbose=0,
-                 **kwargs):
+                 preprocess="auto", **kwargs):
         self.module = module
         self.loss = loss
         self.optimizer = optimizer
@@ -56,6 +57,7 @@ class TorchEstimator(BaseEstimator):
         self.device = device
         self.seed = seed
         self.verbose = verbose
+        self.preprocess = preprocess
         unknown = [k for k in kwargs if not k.startswith(PREFIXES)]
         if unknown:
             raise errors.unknown_name(
@@ -87,6 +89,7 @@ class TorchEstimator(BaseEstimator):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.non_deterministic = self.seed is None
+        tags.input_tags.sparse = True  # made dense (up to _tabular.MAX_DENSE_CELLS), see _tabular.dense
         return tags
 
     # -- fitting ----------------------------------------------------------------------
@@ -115,15 +118,25 @@ class TorchEstimator(BaseEstimator):
         self._check_params()
         seed = int(self.seed) if self.seed is not None else int(np.random.randint(2**31 - 1))
         seed_everything(seed)  # the module's initial weights come from this seed
-        module, recipe = self._build_module(X.shape[1], self._n_module_outputs())
+        n_in = _tabular.width(X) if _tabular.width(X) is not None else X["numeric"].shape[1]
+        module, recipe = self._build_module(n_in, self._n_module_outputs())
         self._adapt_to_module(module, X)
         self._module_recipe = recipe
         self._seed = seed
         self.module_ = module
         self.trainer_ = self._make_trainer(module, seed)
-        self.trainer_.n_features_in = X.shape[1]
+        self.trainer_.n_features_in = _tabular.width(X)
 
-    def _train(self, X: np.ndarray, y: np.ndarray, epochs: int) -> None:
+    def _validate_xy(self, X, y, *, reset: bool, y_numeric: bool = False):
+        """(model inputs, y): a raw DataFrame through ``tabular_``, anything else through sklearn."""
+        inputs = _tabular.fit_inputs(self, X, reset)
+        if inputs is None:
+            X, y = validate_data(self, _tabular.dense(X), y, reset=reset, dtype=np.float32, multi_output=True,
+                                 y_numeric=y_numeric)
+            return _writable(X), y
+        return inputs, _tabular.check_y(y, n_rows(inputs), numeric=y_numeric)
+
+    def _train(self, X, y: np.ndarray, epochs: int) -> None:
         # val_split: the Trainer's one split policy (seeded; stratified for classification; a class
         # too rare to split is refused by name), the same as fit(val=0.2) and the CLI.
         val = float(self.val_split) if self.val_split else None
@@ -153,12 +166,20 @@ class TorchEstimator(BaseEstimator):
         """The module to train, and the recipe that rebuilds its skeleton when unpickling."""
         kwargs = self._prefixed("module__")
         module = self.module
+        tab = getattr(self, "tabular_", None)
+        cards = tab.cardinalities if tab is not None else []
         if module is None:
-            kwargs = {"in_features": n_in, "out_features": n_out, **kwargs}
-            mlp = _construct(MLP, kwargs)
+            if cards:
+                kwargs = {"n_numeric": n_in, "cardinalities": cards, "out_features": n_out,
+                          "column_names": tab.categorical_columns, **kwargs}
+                mlp = _construct(TabularMLP, kwargs)
+            else:
+                mlp = _construct(MLP, {"in_features": n_in, "out_features": n_out, **kwargs})
             return mlp, {"kind": "spec", "spec": model_spec(mlp)}
         if isinstance(module, type):
             params = inspect.signature(module).parameters
+            if cards and "cardinalities" in params:
+                kwargs.setdefault("cardinalities", cards)
             if "in_features" in params and n_in is not None:
                 kwargs.setdefault("in_features", n_in)
             if "out_features" in params and n_out is not None:
@@ -200,8 +221,10 @@ class TorchEstimator(BaseEstimator):
     def _forward(self, X) -> torch.Tensor:
         """The module's outputs for ``X`` (eval mode, no grad, on the CPU), through the engine."""
         self._check_fitted("predict")
-        X = validate_data(self, X, reset=False, dtype=np.float32)
-        return self.trainer_.predict(_writable(X), batch_size=max(_py_int(self.batch_size), 1024))
+        inputs = _tabular.predict_inputs(self, X)
+        if inputs is None:
+            inputs = _writable(validate_data(self, _tabular.dense(X), reset=False, dtype=np.float32))
+        return self.trainer_.predict(inputs, batch_size=max(_py_int(self.batch_size), 1024))
 
     # -- persistence ------------------------------------------------------------------
     def __getstate__(self):
@@ -232,8 +255,15 @@ class TorchEstimator(BaseEstimator):
         trainer.state.load_state_dict(blob["train_state"])
         for cb, cb_state in zip([cb for cb in trainer.callbacks if _user_callback(cb)], blob["callbacks"]):
             cb.load_state_dict(cb_state)
-        trainer.n_features_in = self.n_features_in_
+        trainer.n_features_in = self._trainer_width()
         self.module_, self.trainer_ = trainer.model, trainer
+
+    def _trainer_width(self) -> int | None:
+        """The Trainer's input width: None when the inputs are numeric + categorical tensors."""
+        tab = getattr(self, "tabular_", None)
+        if tab is None:
+            return self.n_features_in_
+        return None if tab.cardinalities else tab.n_numeric_inputs
 
     def _module_skeleton(self) -> nn.Module:
         recipe = self._module_recipe
@@ -259,6 +289,8 @@ class TorchEstimator(BaseEstimator):
         if hasattr(self, "feature_names_in_"):
             meta["feature_names"] = self.feature_names_in_.tolist()
         meta["module_outputs"] = self._n_module_outputs()
+        if getattr(self, "tabular_", None) is not None:
+            meta["tabular"] = self.tabular_.to_dict()
         meta.update(self._save_metadata())
         weights = self.trainer_.save(path, metadata=meta)
         if len(self.history_):
@@ -284,6 +316,8 @@ class TorchEstimator(BaseEstimator):
             kwargs["loss"] = meta["loss"]
         kwargs.update(params)
         est = cls(module=module, **kwargs)
+        est.tabular_ = TabularPreprocessor.from_dict(meta["tabular"], f"{path} model.json 'tabular'") \
+            if meta.get("tabular") else None
         if module is None:
             if not meta.get("spec"):
                 raise errors.CheckpointError(
@@ -299,7 +333,7 @@ class TorchEstimator(BaseEstimator):
         est._module_recipe, est._seed = recipe, int(est.seed) if est.seed is not None else 0
         est.trainer_ = est._make_trainer(skeleton, est._seed)
         est.module_ = est.trainer_.model
-        est.trainer_.n_features_in = est.n_features_in_
+        est.trainer_.n_features_in = est._trainer_width()
         est.trainer_.state.status = "loaded"
         return est
 

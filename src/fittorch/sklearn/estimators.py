@@ -10,11 +10,11 @@ import numpy as np
 import torch
 from sklearn.base import ClassifierMixin, RegressorMixin
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
-from sklearn.utils.validation import column_or_1d, validate_data
+from sklearn.utils.validation import column_or_1d
 from torch import nn
 
 from fittorch import errors
-from fittorch.sklearn.base import TorchEstimator, _writable
+from fittorch.sklearn.base import TorchEstimator
 
 # How the classifier reads the module's output, by loss: softmax over C logits (cross_entropy,
 # and nll, whose log-probabilities softmax renormalises exactly), or one logit / probability
@@ -47,6 +47,11 @@ class TorchClassifier(ClassifierMixin, TorchEstimator):
         device: ``"auto"`` (CUDA, MPS, CPU) or a torch device string.
         seed: seeds the initial weights, the data order and the split; ``None`` draws a new one each fit.
         verbose: 0 silent, 1 a progress bar, N > 1 a log line every N epochs.
+        preprocess: ``"auto"``: a DataFrame with text, bool or ``category`` columns or empty cells is
+            encoded by a :class:`fittorch.tabular.TabularPreprocessor` (fitted on ``fit``'s rows, kept as
+            ``tabular_``; unseen categories at predict time become "unknown"), other input takes sklearn's
+            array path; ``False``: always the array path; ``True`` or a ``TabularPreprocessor`` (its
+            settings): always tabular. Sparse matrices are made dense (small ones) or refused.
 
     Fitted attributes: ``module_``, ``trainer_``, ``history_``, ``classes_``, ``n_features_in_``,
     ``feature_names_in_`` (for DataFrames with string column names).
@@ -54,10 +59,10 @@ class TorchClassifier(ClassifierMixin, TorchEstimator):
 
     def __init__(self, module=None, *, loss="cross_entropy", optimizer="adam", lr=1e-3, epochs=100, batch_size=32,
                  shuffle=True, val_split=0.0, callbacks=None, metrics="auto", device="auto", seed=0, verbose=0,
-                 **kwargs):
+                 preprocess="auto", **kwargs):
         super().__init__(module, loss=loss, optimizer=optimizer, lr=lr, epochs=epochs, batch_size=batch_size,
                          shuffle=shuffle, val_split=val_split, callbacks=callbacks, metrics=metrics, device=device,
-                         seed=seed, verbose=verbose, **kwargs)
+                         seed=seed, verbose=verbose, preprocess=preprocess, **kwargs)
 
     def partial_fit(self, X, y, classes=None, *, epochs: int = 1):
         """Train ``epochs`` more epochs (one by default), keeping the weights and the optimizer state.
@@ -83,7 +88,7 @@ class TorchClassifier(ClassifierMixin, TorchEstimator):
 
     # -- hooks for the shared base ------------------------------------------------------
     def _validate_fit(self, X, y, *, reset: bool, classes=None):
-        X, y = validate_data(self, X, y, reset=reset, dtype=np.float32, multi_output=True)
+        X, y = self._validate_xy(X, y, reset=reset)
         y = _class_labels(y)
         if reset:
             labels = np.unique(y) if classes is None else np.unique(np.asarray(classes))
@@ -107,7 +112,7 @@ class TorchClassifier(ClassifierMixin, TorchEstimator):
                 f"y holds label(s) {np.unique(y[unseen]).tolist()[:10]} that are not among the classes "
                 f"{self.classes_.tolist()[:20]} the estimator was set up with. On the first partial_fit call, "
                 "pass every label with classes=..., or call fit() on data with all classes.")
-        return _writable(X), np.searchsorted(self.classes_, y)
+        return X, np.searchsorted(self.classes_, y)
 
     def _target(self, indices: np.ndarray) -> np.ndarray:
         if self._output_head == "softmax":
@@ -161,10 +166,10 @@ class TorchRegressor(RegressorMixin, TorchEstimator):
 
     def __init__(self, module=None, *, loss="mse", optimizer="adam", lr=1e-3, epochs=100, batch_size=32,
                  shuffle=True, val_split=0.0, callbacks=None, metrics="auto", device="auto", seed=0, verbose=0,
-                 **kwargs):
+                 preprocess="auto", **kwargs):
         super().__init__(module, loss=loss, optimizer=optimizer, lr=lr, epochs=epochs, batch_size=batch_size,
                          shuffle=shuffle, val_split=val_split, callbacks=callbacks, metrics=metrics, device=device,
-                         seed=seed, verbose=verbose, **kwargs)
+                         seed=seed, verbose=verbose, preprocess=preprocess, **kwargs)
 
     def partial_fit(self, X, y, *, epochs: int = 1):
         """Train ``epochs`` more epochs (one by default), keeping the weights and the optimizer state."""
@@ -177,7 +182,7 @@ class TorchRegressor(RegressorMixin, TorchEstimator):
 
     # -- hooks for the shared base ------------------------------------------------------
     def _validate_fit(self, X, y, *, reset: bool):
-        X, y = validate_data(self, X, y, reset=reset, dtype=np.float32, multi_output=True, y_numeric=True)
+        X, y = self._validate_xy(X, y, reset=reset, y_numeric=True)
         y = np.asarray(y.toarray() if hasattr(y, "toarray") else y, dtype=np.float32)
         n_out = 1 if y.ndim == 1 else y.shape[1]
         if reset:
@@ -187,7 +192,7 @@ class TorchRegressor(RegressorMixin, TorchEstimator):
                 f"y has shape {y.shape}, but the estimator was fitted on y of "
                 f"{'shape (n,)' if self._y_1d else f'shape (n, {self.n_outputs_})'}. Pass y of the same shape, "
                 "or call fit() to start over.")
-        return _writable(X), y
+        return X, y
 
     def _target(self, y: np.ndarray) -> np.ndarray:
         return y if (y.ndim == 2 or self._flat_output) else y.reshape(-1, 1)
@@ -246,7 +251,8 @@ def _dry_output(module: nn.Module, X: np.ndarray):
     module.eval()
     try:
         with torch.no_grad():
-            out = module(torch.from_numpy(X[:2]))
+            out = module(**{k: torch.from_numpy(v[:2]) for k, v in X.items()}) if isinstance(X, dict) \
+                else module(torch.from_numpy(X[:2]))
         return out if isinstance(out, torch.Tensor) else None
     except Exception:  # noqa: BLE001 - the Trainer's dry run reports model/data mismatches properly
         return None
