@@ -364,7 +364,7 @@ def check_model_fits(cfg, prep, run_dir: Path) -> None:
 
     try:
         with torch.device("meta"):
-            probe = build_model(cfg, len(prep.feature_names), prep.n_outputs)
+            probe = build_model(cfg, prep.n_inputs, prep.n_outputs, prep)
     except (ConfigError, CheckpointError):
         raise
     except Exception:  # noqa: BLE001 - imported code may not build on the meta device: it is checked on load
