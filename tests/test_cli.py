@@ -156,7 +156,7 @@ def test_config_errors_through_the_executable(tmp_path, fittorch_cmd, cli_env):
     assert r.returncode == 2 and r.stdout == ""
     assert r.stderr.splitlines()[0] == f"fittorch: error: {p}: unknown key 'trian'. Did you mean 'train'? " \
         "Valid keys at the top level: name, seed, data, model, task, loss, optimizer, scheduler, train, callbacks, " \
-        "metrics, monitor, device, loggers."
+        "metrics, monitor, device, loggers, search."
     r = cli(fittorch_cmd, cli_env, "fit", p, "--set", "train.epochs=x", "--debug")
     assert r.returncode != 0 and "Traceback" in r.stderr  # --debug shows the traceback
     with pytest.raises(SystemExit) as info:  # argparse usage error

@@ -40,7 +40,7 @@ def test_demo_bad_argument_exits_2(tmp_path, cli_env, fittorch_cmd):
     proc = subprocess.run([*fittorch_cmd, "demo", "--batch-size", "0", "--out", str(tmp_path)],
                           env=cli_env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2
-    assert "batch_size=0" in proc.stderr and "Traceback" not in proc.stderr
+    assert "--batch-size: 0 is out of range" in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_demo_shuffle_off_matches_the_lesson_accuracy():

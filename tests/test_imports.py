@@ -70,7 +70,8 @@ def test_public_names_load_on_first_use(cli_env):
 
 
 @pytest.mark.parametrize("argv", [["--help"], ["--version"], ["fit", "--help"], ["predict", "--help"],
-                                  ["evaluate", "--help"], ["report", "--help"], ["runs", "--help"]])
+                                  ["evaluate", "--help"], ["report", "--help"], ["runs", "--help"],
+                                  ["export", "--help"], ["doctor", "--help"]])
 def test_help_imports_no_torch(argv, cli_env):
     mods = loaded(cli(argv), cli_env)
     assert not mods["torch"] and not mods["pandas"] and not mods["pydantic"], mods

@@ -166,7 +166,8 @@ def test_a_damaged_run_json_does_not_hide_the_other_runs(run, capsys):
 
 def test_model_json_with_wrong_preprocessing_is_refused(run, capsys):
     meta = json.loads((run / "model.json").read_text())
-    meta["preprocessing"]["mean"] = meta["preprocessing"]["mean"][:1]
+    meta["preprocessing"]["tabular"] = None  # the plain layout: one mean and one scale per feature
+    meta["preprocessing"]["mean"] = [0.0]
     (run / "model.json").write_text(json.dumps(meta))
     assert main(["predict", str(run), str(run.parent.parent / "new.csv")]) == 1
     assert "preprocessing.mean has 1 value(s) for 4 feature(s)" in capsys.readouterr().err

@@ -37,6 +37,7 @@ _LAZY = {
     "seed_everything": (".seeding", "seed_everything"), "load": (".serialization", "load_model"),
     "save": (".serialization", "save_model"), "model_summary": (".summary", "model_summary"),
     "Step": (".step", "Step"), "Window": (".step", "Window"),
+    "tune": (".tuning", "tune"), "OptunaPruning": (".tuning.pruning", "OptunaPruning"),
     **{name: (".callbacks", name) for name in (
         "Callback", "CSVLogger", "EarlyStopping", "GradientClipping", "LiveView", "LRScheduler", "MLflowLogger",
         "ModelCheckpoint", "NonFiniteGuard", "ProgressBar", "TensorBoardLogger", "TimeLimit")},
@@ -54,6 +55,8 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from .step import Step, Window
     from .summary import model_summary
     from .trainer import Trainer, fit
+    from .tuning import tune
+    from .tuning.pruning import OptunaPruning
 
 
 def __getattr__(name: str):
@@ -79,5 +82,6 @@ __all__ = [
     "save", "load", "seed_everything", "FittorchError", "ConfigError", "DataError", "DataTypeError",
     "ModelError", "NotFittedError", "CheckpointError", "TrainingError",
     "EarlyStopping", "LRScheduler", "GradientClipping", "NonFiniteGuard", "TimeLimit", "CSVLogger",
-    "TensorBoardLogger", "MLflowLogger", "ModelCheckpoint", "model_summary", "doctor", "LiveView",
+    "TensorBoardLogger", "MLflowLogger", "ModelCheckpoint", "model_summary", "doctor", "LiveView", "tune",
+    "OptunaPruning",
 ]

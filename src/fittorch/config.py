@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from .errors import ConfigError, did_you_mean
 from . import safeio
 from .safeio import atomic_write
+from .tuning.space import SearchConfig
 
 Task = Literal["classification", "regression"]
 SKLEARN_DATASETS = ("iris", "wine", "digits", "breast_cancer", "diabetes")
@@ -178,6 +179,8 @@ class Config(_Section):
     device: str = Field("auto", description="auto, cpu, cuda, cuda:N, mps")
     loggers: list[Literal["csv", "tensorboard", "mlflow"]] = Field(default_factory=lambda: ["csv"],
                                                                   description="csv, tensorboard, mlflow")
+    search: SearchConfig | None = Field(None, description="what `fittorch tune` searches (fit ignores it); "
+                                                          "see docs/tune.md")
 
     @field_validator("loss")
     @classmethod
@@ -189,7 +192,10 @@ class Config(_Section):
         return _ALIASES.get(value.lower()) or _known("loss", value.lower(), LOSSES)
 
     def to_dict(self) -> dict:
-        return self.model_dump(mode="json")
+        d = self.model_dump(mode="json")
+        if d.get("search") is None:  # only a tune config has one; saved run configs stay as they were
+            d.pop("search", None)
+        return d
 
 
 def _known(kind: str, value: str, choices) -> str:

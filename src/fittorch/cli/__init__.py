@@ -36,7 +36,7 @@ import sys
 from .._version import __version__
 
 # modules under fittorch.cli, in help order
-COMMANDS = ["fit", "resume", "evaluate", "predict", "export", "report", "runs", "doctor", "demo"]
+COMMANDS = ["fit", "resume", "tune", "evaluate", "predict", "export", "report", "runs", "doctor", "demo"]
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 

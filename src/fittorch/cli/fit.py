@@ -48,6 +48,7 @@ def run(args) -> int:
     from ..runs import execute, is_main_process
 
     cfg = load_config(args.config, args.overrides)
+    cfg.search = None  # a tune config trains its base values; its search: section is for `fittorch tune`
     if args.name:
         cfg.name = check_run_name(args.name)
     check_run_name(cfg.name)
