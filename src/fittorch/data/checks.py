@@ -126,6 +126,11 @@ def check_array_dtype(arr: np.ndarray, name: str) -> None:
         )
 
 
+_PREPROCESS_HINT = (" Or let fittorch encode text, category and bool columns and fill gaps: "
+                    "Trainer.fit(..., preprocess=True), or preprocess='auto' in the sklearn estimators "
+                    "(see docs/data.md).")
+
+
 def check_column(col, label, name: str) -> None:
     """Case 14: a DataFrame column that holds text or a mix of types, named."""
     import pandas as pd
@@ -137,7 +142,7 @@ def check_column(col, label, name: str) -> None:
         raise DataTypeError(
             f"{name} column {label!r} is categorical ({len(dtype.categories)} categories, e.g. "
             f"{list(dtype.categories[:3])}); expected numbers. Encode it first, e.g. pd.get_dummies(df, columns=[{label!r}]) "
-            f"or df[{label!r}].cat.codes."
+            f"or df[{label!r}].cat.codes." + _PREPROCESS_HINT
         )
     inferred = pd.api.types.infer_dtype(col, skipna=True)
     values = col.dropna()
@@ -164,7 +169,7 @@ def check_column(col, label, name: str) -> None:
     example = values.iloc[0] if len(values) else None
     raise DataTypeError(
         f"{name} column {label!r} holds {inferred} values (dtype {dtype}, e.g. {example!r}); expected numbers. "
-        f"Encode it first (e.g. pd.get_dummies(df, columns=[{label!r}])) or drop it."
+        f"Encode it first (e.g. pd.get_dummies(df, columns=[{label!r}])) or drop it." + _PREPROCESS_HINT
     )
 
 
