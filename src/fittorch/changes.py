@@ -14,6 +14,7 @@ compared with the config saved in its checkpoint (and with ``config.yaml`` befor
 from __future__ import annotations
 
 from .callbacks.base import Callback
+from .compare import flatten
 from .errors import ConfigError
 
 SAFE = ("optimizer.lr", "optimizer.weight_decay", "train.epochs", "train.log_every", "train.keep_last",
@@ -22,21 +23,9 @@ IGNORED = ("name",)  # renaming does not touch the run
 _OPTIMIZER_KEYS = {"optimizer.lr": "lr", "optimizer.weight_decay": "weight_decay"}
 
 
-def flat(tree, prefix: str = "") -> dict:
-    """``{"optimizer.lr": 0.01, ...}`` of a nested config dict (lists stay values)."""
-    out = {}
-    for key, value in (tree or {}).items():
-        path = f"{prefix}{key}"
-        if isinstance(value, dict) and value:
-            out.update(flat(value, path + "."))
-        else:
-            out[path] = value
-    return out
-
-
 def diff(old: dict, new: dict) -> dict[str, tuple]:
     """``{key: (old value, new value)}`` for every key that differs."""
-    a, b = flat(old), flat(new)
+    a, b = flatten(old or {}), flatten(new or {})
     return {k: (a.get(k), b.get(k)) for k in sorted(set(a) | set(b))
             if a.get(k) != b.get(k) and k not in IGNORED}
 

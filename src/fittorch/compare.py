@@ -68,10 +68,9 @@ def load_runs(run_dirs) -> list[RunRecord]:
 
 
 def flatten(config: dict, prefix: str = "") -> dict:
-    """``{"optimizer": {"lr": 0.01}}`` -> ``{"optimizer.lr": 0.01}``.
+    """``{"optimizer": {"lr": 0.01}}`` -> ``{"optimizer.lr": 0.01}`` (lists stay values).
 
-    (``fittorch.changes.flat`` does the same, but that module imports the callbacks and so torch;
-    ``fittorch runs --compare`` stays torch-free.)"""
+    Torch-free, so ``fittorch runs --compare`` stays light; ``fittorch.changes`` uses it too."""
     out = {}
     for key, value in config.items():
         name = f"{prefix}{key}"
