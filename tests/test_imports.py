@@ -24,9 +24,9 @@ print("\\nMODULES " + json.dumps({{m: m in sys.modules for m in {heavy!r}}}))
 """
 
 
-def loaded(body: str, env, cwd=None) -> dict:
+def loaded(body: str, env, cwd=None, heavy=HEAVY) -> dict:
     """{module: imported?} after running ``body`` in a fresh interpreter."""
-    code = _PROBE.format(body=textwrap.dedent(body), heavy=HEAVY)
+    code = _PROBE.format(body=textwrap.dedent(body), heavy=heavy)
     proc = subprocess.run([sys.executable, "-c", code], env=env, cwd=cwd, capture_output=True, text=True,
                           timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -110,8 +110,11 @@ def trained_run(tmp_path_factory):
 
 
 def test_runs_imports_no_torch(trained_run, cli_env):
-    mods = loaded(cli(["runs", str(trained_run / "runs")]), cli_env)
-    assert not mods["torch"] and not mods["pandas"], mods
+    """`fittorch runs` reads run.json with the standard library: no torch, numpy, pydantic or yaml."""
+    mods = loaded(cli(["runs", str(trained_run / "runs")]), cli_env, heavy=HEAVY + ("numpy", "yaml"))
+    assert not any(mods.values()), {m for m, v in mods.items() if v}
+    mods = loaded(cli(["runs", str(trained_run / "runs"), "--json"]), cli_env, heavy=HEAVY + ("numpy", "yaml"))
+    assert not any(mods.values()), {m for m, v in mods.items() if v}
 
 
 @pytest.mark.parametrize("argv", [["predict", "RUN", "new.csv"], ["evaluate", "RUN"], ["evaluate", "RUN", "data.csv"]])

@@ -7,13 +7,15 @@ import json
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from test_cli_resume import CONFIG as RESUME_CONFIG
 
 from fittorch.config import save_config, validate
 from fittorch.errors import ConfigError
 from fittorch.experiment import build_experiment
-from fittorch.runs import (execute, format_runs, list_runs, load_run, next_run_dir, read_run_json,
-                           write_run_json)
+from fittorch.runs import (execute, format_runs, list_runs, load_run, next_run_dir, plainly_valid_run_json,
+                           read_run_json, write_run_json)
 
 
 def test_run_dirs_auto_increment(tmp_path):
@@ -199,3 +201,50 @@ def test_ctrl_c_twice_on_a_real_run(tmp_path, fittorch_cmd, cli_env):
     assert r.returncode == 0, r.stderr
     page = (run_dir / "report.html").read_text()
     assert "This run did not finish" in page and " of 300" in page and 'class="status running"' not in page
+
+
+# -- run.json without pydantic -------------------------------------------------------------
+_EDGES = [None, True, False, 0, -1, 3, 1 << 53, (1 << 53) + 1, 1 << 62, (1 << 62) + 1, 1 << 70, 1.5, -2.0, 1e308,
+          float("nan"), float("inf"), "", "x", "x" * 4096, "x" * 4097, "3", [1], {}]
+_edge = st.sampled_from(_EDGES)
+_text_keys = st.sampled_from(["acc", "", "x" * 4096, "x" * 4097])
+_run_fields = ["name", "status", "started", "epochs", "max_epochs", "seconds", "pid", "best", "test", "final"]
+_run_json = st.fixed_dictionaries({}, optional={
+    **{k: _edge for k in _run_fields},
+    "best": _edge | st.fixed_dictionaries({}, optional={"monitor": _edge, "value": _edge, "epoch": _edge, "x": _edge}),
+    "test": _edge | st.dictionaries(_text_keys, _edge, max_size=2),
+    "final": _edge | st.dictionaries(_text_keys, _edge, max_size=2),
+    "other": _edge})
+
+
+@settings(max_examples=1500, deadline=None, derandomize=True)
+@given(raw=_run_json)
+def test_a_plainly_valid_run_json_is_one_that_the_schema_accepts(raw):
+    """The fast check that spares `fittorch runs` importing pydantic never accepts what RunJson refuses."""
+    from pydantic import ValidationError
+
+    from fittorch import schemas
+
+    try:
+        schemas.RunJson.model_validate(raw)
+        accepted = True
+    except ValidationError:
+        accepted = False
+    assert not plainly_valid_run_json(raw) or accepted, raw
+
+
+def test_the_fast_run_json_check_knows_every_field_and_passes_real_files(tmp_path):
+    from fittorch import schemas
+
+    assert set(schemas.RunJson.model_fields) == {"name", "status", "started", "epochs", "max_epochs", "seconds",
+                                                  "pid", "best", "test", "final"}  # a new field: teach the check
+    exp, run_dir = small_run(tmp_path)
+    execute(exp, run_dir, quiet=True)
+    assert plainly_valid_run_json(json.loads((run_dir / "run.json").read_text()))
+    for bad in ({"epochs": "3"}, {"seconds": float("nan")}, {"best": {"epoch": -1}}, {"test": {"acc": "0.9"}},
+                {"status": True}, {"pid": 1 << 63}, []):
+        assert not plainly_valid_run_json(bad), bad
+    (run_dir / "run.json").write_text('{"status": "finished", "epochs": "3"}')  # pydantic (lax) takes "3"
+    assert read_run_json(run_dir) == {"status": "finished", "epochs": "3"}
+    (run_dir / "run.json").write_text('{"status": "finished", "epochs": [3]}')
+    assert read_run_json(run_dir)["status"] == "damaged"

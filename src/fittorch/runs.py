@@ -16,6 +16,7 @@ See docs/run-directory.md.
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import re
@@ -25,7 +26,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from ._version import __version__
-from . import safeio, schemas
+from . import safeio, strictjson
 from .errors import CheckpointError, ConfigError
 from .rundir import check_run_name
 from .safeio import atomic_write
@@ -74,16 +75,62 @@ def command_line() -> list[str]:
 
 
 def read_run_json(run_dir: str | os.PathLike) -> dict:
-    """run.json, read with a bound and validated; ``{"status": "damaged", ...}`` when it cannot be used."""
+    """run.json, read with a bound and validated; ``{"status": "damaged", ...}`` when it cannot be used.
+
+    A run.json that is plainly valid (:func:`plainly_valid_run_json`) is accepted without
+    pydantic, which ``fittorch runs`` would otherwise import for this alone; anything else goes
+    through :class:`fittorch.schemas.RunJson` for the verdict and its message.
+    """
     path = Path(run_dir) / "run.json"
     try:
         data = safeio.read_regular(path, max_bytes=safeio.MAX_JSON, root=path.parent, what="run.json")
-        raw, _ = schemas.parse_json(data, schemas.RunJson, what=str(path), error=CheckpointError, allow_nan=True)
+        try:
+            raw = strictjson.loads(data, allow_nan=True)
+        except ValueError:
+            raw = None  # schemas.parse_json words the message
+        if not plainly_valid_run_json(raw):
+            from . import schemas
+
+            raw, _ = schemas.parse_json(data, schemas.RunJson, what=str(path), error=CheckpointError, allow_nan=True)
     except FileNotFoundError:
         return {}
     except (safeio.UnsafeFile, CheckpointError) as exc:
         return {"status": "damaged", "damaged": str(exc)}
     return raw
+
+
+_RUN_TEXT, _RUN_COUNTS = ("name", "status", "started"), ("epochs", "max_epochs", "pid")
+
+
+def plainly_valid_run_json(raw) -> bool:
+    """True only for a run.json that :class:`fittorch.schemas.RunJson` accepts as well (plain JSON
+    types within its bounds); False sends it to RunJson (tests/test_runs.py checks the implication)."""
+    if type(raw) is not dict:
+        return False
+    if not all(_text(raw.get(k)) for k in _RUN_TEXT) or not all(_count(raw.get(k)) for k in _RUN_COUNTS):
+        return False
+    seconds, best, test, final = (raw.get(k) for k in ("seconds", "best", "test", "final"))
+    if not (seconds is None or (_number(seconds) and math.isfinite(seconds))):
+        return False
+    if best is not None and not (type(best) is dict and _text(best.get("monitor")) and _count(best.get("epoch"))
+                                 and (best.get("value") is None or _number(best["value"]))):
+        return False
+    if test is not None and not (type(test) is dict and all(_text(k) and (v is None or _number(v))
+                                                            for k, v in test.items())):
+        return False
+    return final is None or (type(final) is dict and all(_text(k) for k in final))
+
+
+def _text(v) -> bool:
+    return v is None or (type(v) is str and len(v) <= strictjson.MAX_STR)
+
+
+def _count(v) -> bool:
+    return v is None or (type(v) is int and 0 <= v <= 1 << 62)
+
+
+def _number(v) -> bool:  # what a pydantic float field takes as it is (an int that a float holds exactly)
+    return type(v) is float or (type(v) is int and abs(v) <= 1 << 53)
 
 
 def write_run_json(run_dir: str | os.PathLike, info: dict) -> None:
@@ -306,6 +353,8 @@ def load_run(run_dir: str | os.PathLike, *, checkpoint: str | None = None, trust
     if meta.get("preprocessing") is None:
         raise CheckpointError(f"{run_dir / 'model.json'} has no 'preprocessing' entry; it was not written by "
                               "`fittorch fit`. Use fittorch.load() for a bare model file.")
+    from . import schemas
+
     schemas.check(meta["preprocessing"], schemas.PreprocessingSchema, what=f"{run_dir / 'model.json'} (preprocessing)",
                   error=CheckpointError)  # one finite mean and positive scale per feature, known classes
     prep = Preprocessing.from_dict(meta["preprocessing"])
@@ -333,6 +382,7 @@ def load_run(run_dir: str | os.PathLike, *, checkpoint: str | None = None, trust
 
 def saved_run_config(checkpoint_dir: str | os.PathLike) -> dict | None:
     """The config the newest intact checkpoint was trained with (``None`` when it records none)."""
+    from . import schemas
     from .checkpoint import store
 
     for path in reversed(store.list_checkpoints(checkpoint_dir)):

@@ -10,16 +10,15 @@ saying what is wrong.
 
 from __future__ import annotations
 
-import json
 import math
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from .strictjson import MAX_DEPTH, MAX_STR, loads  # noqa: F401 - MAX_DEPTH, loads: part of this API
+
 MAX_DIM = 1 << 31  # one tensor dimension
 MAX_ITEMS = 1 << 20  # features, classes, files, parameters
-MAX_STR = 4096
-MAX_DEPTH = 64  # nesting of any JSON file fittorch reads
 
 Name = Annotated[str, Field(max_length=MAX_STR)]
 Count = Annotated[int, Field(ge=0, le=1 << 62)]
@@ -137,37 +136,6 @@ class RunJson(_Lenient):
 
 
 # -- parsing ------------------------------------------------------------------------------------
-def _depth(obj, limit: int = MAX_DEPTH) -> int:
-    stack, deepest = [(obj, 1)], 0
-    while stack:
-        node, d = stack.pop()
-        deepest = max(deepest, d)
-        if d > limit:
-            return d
-        if isinstance(node, dict):
-            stack.extend((v, d + 1) for v in node.values())
-        elif isinstance(node, list):
-            stack.extend((v, d + 1) for v in node)
-    return deepest
-
-
-def _refuse_constant(name: str):
-    raise ValueError(f"{name} is not JSON")
-
-
-def loads(data: bytes | str, *, allow_nan: bool = False, max_depth: int = MAX_DEPTH):
-    """Strict JSON: no NaN/Infinity (unless ``allow_nan``), nesting at most ``max_depth``. Raises ValueError."""
-    try:
-        obj = json.loads(data, **({} if allow_nan else {"parse_constant": _refuse_constant}))
-    except RecursionError:
-        raise ValueError(f"nested deeper than {max_depth} levels") from None
-    except UnicodeDecodeError as exc:
-        raise ValueError(f"not UTF-8 ({exc.reason} at byte {exc.start})") from None
-    if _depth(obj, max_depth) > max_depth:
-        raise ValueError(f"nested deeper than {max_depth} levels")
-    return obj
-
-
 def describe(exc: ValidationError, limit: int = 3) -> str:
     """The first few problems of a validation error, one line."""
     parts = []
