@@ -133,8 +133,8 @@ def fit_numeric(col, name: str, what: str, *, indicator: bool, standardize: bool
                          indicator=bool(indicator and len(present) < len(values)))
 
 
-def encode_numeric(col, spec: NumericColumn, what: str) -> list[np.ndarray]:
-    values = numeric_values(col, spec.name, what, fitted_dtype=spec.dtype)
+def encode_numeric(values: np.ndarray, spec: NumericColumn) -> list[np.ndarray]:
+    """Float64 values with NaN gaps (:func:`numeric_values`) -> the model's input column(s)."""
     gaps = np.isnan(values)
     out = [(np.where(gaps, spec.fill, values) - spec.mean) / spec.scale]
     if spec.indicator:
@@ -161,10 +161,8 @@ def fit_categorical(col, name: str, what: str, *, min_frequency: int, warn_id: b
                              n_rare=int(len(counts) - len(kept)))
 
 
-def encode_categorical(col, spec: CategoricalColumn, what: str) -> tuple[np.ndarray, dict | None]:
-    """(indices, None or {'count': n, 'examples': [...]} for values outside the vocabulary)."""
-    import pandas as pd
-
+def category_keys(col, spec: CategoricalColumn, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """(text keys, missing mask) of a column to encode with ``spec``; text where numbers were is an error."""
     keys, missing = level_keys(col)
     if (~missing).any():
         kind = value_kind(col[~missing])
@@ -174,11 +172,16 @@ def encode_categorical(col, spec: CategoricalColumn, what: str) -> tuple[np.ndar
                 f"{what}: column {spec.name!r} holds {kind} values (e.g. {example!r}) but held {spec.kind} "
                 f"values ({spec.dtype}) in the training table, e.g. {spec.levels[:3]}. The files differ in this "
                 "column's type; check that it is the same column and fix its values.")
-    index = pd.Index(spec.levels)
+    return keys, missing
+
+
+def encode_categorical(keys: np.ndarray, missing: np.ndarray, spec: CategoricalColumn) -> tuple[np.ndarray, dict | None]:
+    """(indices, None or {'count': n, 'examples': [...]} for values outside the vocabulary)."""
+    position = {level: FIRST_LEVEL + i for i, level in enumerate(spec.levels)}  # levels are unique (schema)
     codes = np.full(len(keys), UNKNOWN, dtype=np.int64)
     codes[missing] = MISSING
-    found = index.get_indexer(keys[~missing].astype(str)) if (~missing).any() else np.zeros(0, dtype=np.int64)
-    codes[~missing] = np.where(found >= 0, found + FIRST_LEVEL, UNKNOWN)
+    present = np.flatnonzero(~missing)
+    codes[present] = np.fromiter((position.get(str(k), UNKNOWN) for k in keys[present]), np.int64, len(present))
     unknown = codes == UNKNOWN
     report = None
     if unknown.any():

@@ -97,18 +97,27 @@ class TabularPreprocessor:
         if absent:
             raise DataError(f"{what} is missing column(s) {', '.join(map(repr, absent[:8]))}, which the model uses. "
                             f"It needs every one of: {', '.join(state.columns)} (other columns are ignored).")
-        parts = [p for spec in state.numeric for p in C.encode_numeric(frame[spec.name], spec, what)]
-        numeric = (np.stack(parts, axis=1) if parts else np.zeros((len(frame), 0))).astype(np.float32)
+        numeric = {s.name: C.numeric_values(frame[s.name], s.name, what, fitted_dtype=s.dtype) for s in state.numeric}
+        keys = {s.name: C.category_keys(frame[s.name], s, what) for s in state.categorical}
+        return self.encode_columns(numeric, keys, len(frame))
+
+    def encode_columns(self, numeric: dict, keys: dict, n_rows: int):
+        """The model's inputs from columns already read: each numeric column as float64 with NaN
+        gaps, each categorical one as (text keys, missing mask). ``transform`` reads them from a
+        DataFrame; :mod:`fittorch.tabular.smallcsv` from a small CSV file without pandas."""
+        state = self._fitted()
+        parts = [p for spec in state.numeric for p in C.encode_numeric(numeric[spec.name], spec)]
+        inputs = (np.stack(parts, axis=1) if parts else np.zeros((n_rows, 0))).astype(np.float32)
         self.last_unknown = {}
         if not state.categorical:
-            return numeric
+            return inputs
         codes = []
         for spec in state.categorical:
-            idx, report = C.encode_categorical(frame[spec.name], spec, what)
+            idx, report = C.encode_categorical(*keys[spec.name], spec)
             codes.append(idx)
             if report:
                 self.last_unknown[spec.name] = report
-        return {"numeric": numeric, "categorical": np.stack(codes, axis=1).astype(np.int64)}
+        return {"numeric": inputs, "categorical": np.stack(codes, axis=1).astype(np.int64)}
 
     def unknown_message(self) -> str | None:
         """One line on the values of the last ``transform`` outside the vocabulary, or None."""
