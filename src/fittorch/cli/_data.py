@@ -55,8 +55,25 @@ def feature_data(cfg, prep, data: str):
     if data.startswith("sklearn:"):
         df, _ = _sklearn_frame(cfg, prep, data)
         return prep.frame_to_X(df, data)
+    fast = _small_csv_features(cfg, prep, data)
+    if fast is not None:
+        return fast
     df = read_table(data)
     return prep.frame_to_X(df, data, allow=(prep.target or "y", *_ignored(cfg, df)))
+
+
+def _small_csv_features(cfg, prep, data: str):
+    """The model's inputs from a small CSV file without importing pandas (tabular runs), or None
+    for the pandas path: the same values, see fittorch/tabular/smallcsv.py."""
+    if prep.tabular is None or not data.lower().endswith(".csv"):
+        return None
+    from ..tabular.smallcsv import read_inputs
+
+    result = read_inputs(prep.columns(), data, allow=(prep.target or "y",), any_other=cfg.data.features is not None)
+    if result is None:
+        return None
+    X, prep.last_unknown = result
+    return X
 
 
 def _ignored(cfg, df) -> tuple:

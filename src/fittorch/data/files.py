@@ -21,7 +21,11 @@ _DECIMAL_COMMA = re.compile(r"(^|;)\s*-?\d+,\d+\s*(;|$)", re.M)
 def csv_dialect(p) -> dict:
     """``read_csv`` arguments for this file (sep, decimal, encoding), from its first bytes."""
     with open(p, "rb") as f:
-        head = f.read(SNIFF_BYTES).decode("utf-8-sig", errors="replace")
+        return csv_dialect_of(f.read(SNIFF_BYTES).decode("utf-8-sig", errors="replace"))
+
+
+def csv_dialect_of(head: str) -> dict:
+    """``read_csv`` arguments (sep, decimal, encoding) for a CSV file that starts with ``head``."""
     lines = head.splitlines()
     header = lines[0] if lines else ""
     counts = {sep: header.count(sep) for sep in (",", ";", "\t")}
