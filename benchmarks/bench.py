@@ -6,6 +6,7 @@
     python benchmarks/bench.py -w W1 --impls fittorch,hand_optimized --fittorch-opts compile=True
     python benchmarks/bench.py --fresh -w W1,W2,W3,W4 -r 5   # fresh processes instead (see fresh.py)
     python benchmarks/bench.py --cli -r 5                    # CLI latency vs `import torch` (fresh.py)
+    python benchmarks/bench.py --cli -r 5 --cli-baseline ../main/src   # ... and another checkout's, side by side
 
 Warm mode (the default): each workload runs every implementation once to warm up (imports, lazy initialisation),
 then ``--repeats`` rounds; each round runs every implementation once, in a rotated order,
@@ -136,6 +137,8 @@ def main(argv=None) -> int:
     p.add_argument("--fresh", action="store_true",
                    help="time each training call in its own new process (cold), and each whole process")
     p.add_argument("--cli", action="store_true", help="CLI latency: --help, runs, predict, evaluate vs import torch")
+    p.add_argument("--cli-baseline", metavar="SRC", default=None,
+                   help="with --cli: also run each command from this checkout's src folder (rows 'before: ...')")
     p.add_argument("--json", default=None, help="write all results to this file")
     args = p.parse_args(argv)
 
@@ -173,7 +176,7 @@ def main(argv=None) -> int:
                 results["fresh"].append(res)
                 log("\n" + fresh.fresh_table(res, w.title))
         if args.cli:
-            results["cli"] = fresh.cli_latency(args.repeats, log)
+            results["cli"] = fresh.cli_latency(args.repeats, log, baseline_src=args.cli_baseline)
             log("\n" + fresh.cli_table(results["cli"]))
     elif not args.process_only:
         for wname in wnames:

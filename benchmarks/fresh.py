@@ -154,27 +154,58 @@ def _make_run(tmp: Path, env: dict) -> Path:
     return next((tmp / "runs").iterdir())
 
 
-def cli_latency(repeats: int, log) -> dict:
+PENGUINS = HERE.parent / "examples" / "data" / "penguins.csv"  # text columns, NA cells
+
+
+def _make_tabular_run(tmp: Path, env: dict) -> Path:
+    """The example penguins as they come (examples/configs/penguins.yaml, 5 epochs), and 20 raw rows
+    to predict (text categories, NA gaps) and 20 labelled ones to evaluate."""
+    lines = PENGUINS.read_text(encoding="utf-8").splitlines()
+    (tmp / "penguins.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (tmp / "pen_labelled20.csv").write_text("\n".join(lines[:21]) + "\n", encoding="utf-8")
+    (tmp / "pen_new20.csv").write_text("\n".join(",".join(ln.split(",")[1:]) for ln in lines[:21]) + "\n",
+                                       encoding="utf-8")  # species is the first column
+    (tmp / "penguins.yaml").write_text(
+        "name: penguins\nseed: 0\ndata: {source: penguins.csv, target: species, categorical: [year], "
+        "val_split: 0.15, test_split: 0.2}\nmodel: {type: mlp, hidden: [32]}\n"
+        "train: {epochs: 5, batch_size: 16}\n")
+    run_process(_fittorch() + ["fit", "penguins.yaml", "--out", "runs", "--quiet"], env, cwd=tmp)
+    return tmp / "runs" / "penguins"
+
+
+def cli_latency(repeats: int, log, baseline_src: str | None = None) -> dict:
+    """Each command in a new process, alternating. ``baseline_src``: also run every fittorch
+    command with that checkout's ``src`` (e.g. the main branch), rows marked "before:"."""
     env = child_env(1)
     ft = _fittorch()
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         run_dir = _make_run(tmp, env).relative_to(tmp)
-        commands = {
-            'python -c "import torch"': [sys.executable, "-c", "import torch"],
-            'python -c "import torch, pandas"': [sys.executable, "-c", "import torch, pandas"],
-            "fittorch --help": ft + ["--help"],
-            "fittorch runs": ft + ["runs"],
-            "fittorch predict RUN new20.csv (20 rows)": ft + ["predict", str(run_dir), "new20.csv"],
-            "fittorch evaluate RUN (its test split)": ft + ["evaluate", str(run_dir)],
+        pen_dir = _make_tabular_run(tmp, env).relative_to(tmp)
+        fittorch_commands = {
+            "fittorch --help": ["--help"],
+            "fittorch runs (2 runs)": ["runs"],
+            "fittorch predict RUN new20.csv (20 rows, numeric)": ["predict", str(run_dir), "new20.csv"],
+            "fittorch predict PENGUINS pen_new20.csv (20 rows, text + NA)": ["predict", str(pen_dir), "pen_new20.csv"],
+            "fittorch evaluate PENGUINS pen_labelled20.csv (20 rows)": ["evaluate", str(pen_dir), "pen_labelled20.csv"],
+            "fittorch evaluate RUN (its test split)": ["evaluate", str(run_dir)],
         }
+        commands = {
+            'python -c "import torch"': ([sys.executable, "-c", "import torch"], env),
+            'python -c "import torch, pandas"': ([sys.executable, "-c", "import torch, pandas"], env),
+            **{name: (ft + argv, env) for name, argv in fittorch_commands.items()},
+        }
+        if baseline_src:
+            before = {**env, "PYTHONPATH": str(Path(baseline_src).resolve())}
+            commands.update({f"before: {name}": ([sys.executable, "-m", "fittorch", *argv], before)
+                             for name, argv in fittorch_commands.items()})
         names = list(commands)
         for name in names:  # untimed warm-up
-            run_process(commands[name], env, cwd=tmp)
+            run_process(commands[name][0], commands[name][1], cwd=tmp)
         runs: dict[str, list[dict]] = {n: [] for n in names}
         for r in range(repeats):
             for name in names[r % len(names):] + names[: r % len(names)]:
-                runs[name].append(run_process(commands[name], env, cwd=tmp))
+                runs[name].append(run_process(*commands[name], cwd=tmp))
             log("  cli round %d (load %.1f): %s" % (r + 1, os.getloadavg()[0], "  ".join(
                 f"{n.split(' (')[0]} {runs[n][-1]['wall_s']:.2f}s" for n in names)))
     torch_wall = [x["wall_s"] for x in runs[names[0]]]
@@ -185,11 +216,12 @@ def cli_latency(repeats: int, log) -> dict:
         rows[name] = {"wall_s": statistics.median(wall), "cpu_s": statistics.median(cpu), "wall": wall, "cpu": cpu,
                       "minus_torch_wall_s": statistics.median(a - b for a, b in zip(wall, torch_wall)),
                       "minus_torch_cpu_s": statistics.median(a - b for a, b in zip(cpu, torch_cpu))}
-    return {"repeats": repeats, "rows": rows}
+    return {"repeats": repeats, "rows": rows, "load": os.getloadavg()[0]}
 
 
 def cli_table(res: dict) -> str:
-    lines = [f"### CLI latency, fresh processes ({res['repeats']} rounds)", "",
+    load = f", load average {res['load']:.1f} at the end" if "load" in res else ""
+    lines = [f"### CLI latency, fresh processes ({res['repeats']} rounds{load})", "",
              "| command | wall s (median) | CPU s (median) | minus `import torch`, wall | minus `import torch`, CPU |",
              "|---|---:|---:|---:|---:|"]
     for name, r in res["rows"].items():
