@@ -94,8 +94,10 @@ def test_bom_crlf_and_quoted_fields(tmp_path):
     text = ('island,bill_length_mm,flipper_length_mm,body_mass_g,sex,year\r\n'
             '"Biscoe","47.5",218,5100,"male",2009\r\n'
             '"Dream, north",38.9,190,,,2010\r\n'
-            '"Torgersen\nEast",40,193,3650,female,"2007"\r\n')
+            '"Torgersen\nEast",40,193,3650,female,"2007"\r\n'
+            'Dream,"NA",193,"",female,2008\r\n')  # quoted missing words are gaps in pandas too
     _check(tab, _write(tmp_path, b"\xef\xbb\xbf" + text.encode()))
+    _check(tab, _write(tmp_path, text.replace("\r\n", "\r").replace("\nEast", " East"), "cr.csv"))  # old Mac ends
 
 
 def test_semicolon_files_with_decimal_commas(tmp_path):
