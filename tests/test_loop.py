@@ -234,6 +234,7 @@ class FakeStep:
         self.model = FakeModel()
         self.calls = []
         self.last_output = None
+        self.scaler = None  # fp32: the loop never asks for a loss-scale update
 
     def train_step(self, batch, window):
         self.calls.append((batch[1].tolist(), window))

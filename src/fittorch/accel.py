@@ -161,10 +161,9 @@ class CudaGraphStep:
         return self.static_loss.detach().clone()
 
     def _unsupported(self, parts, batch) -> str | None:
-        from .step import Step
+        from .step import Step, runs_model_parts
 
-        if type(parts).train_step is not Step.train_step or type(parts).forward is not Step.forward \
-                or type(parts).compute_loss is not Step.compute_loss:
+        if runs_model_parts(parts) or type(parts).compute_loss is not Step.compute_loss:
             return f"a custom step ({type(parts).__name__}) may run Python the graph cannot capture."
         if not isinstance(batch[1], torch.Tensor) or parts.loss_fn is None or parts.structured_loss:
             return "only a model(x) -> tensor step with a named loss and a target tensor is captured."

@@ -31,7 +31,7 @@ from .outputs import check_output_key, concat, label_key_for, select, to_cpu_str
 from .seeding import seed_everything
 from .signals import StopOnSignal
 from .state import TrainState
-from .step import Step, check_step
+from .step import Step, check_step, runs_model_parts
 from .task import OutputKind, check_task, infer_kind, metric_defaults, require_classification
 
 
@@ -144,7 +144,7 @@ class Trainer:
         self.stop_signal: int | None = None  # set by fittorch.signals when SIGTERM/SIGINT stopped fit
         self._add_checkpointing(checkpoint_dir, checkpoint_every_steps, keep_last, monitor)
         self.scaler = self._make_scaler()
-        self._step_model, self._graphed, self._ddp = self.model, None, None
+        self._step_model, self._graphed, self._dist_model = self.model, None, None
         if compile or cuda_graphs:  # opt-in accelerations; each warns and falls back where it can't apply
             from .accel import accelerate
 
@@ -434,11 +434,14 @@ class Trainer:
         """Give the step all its parts: the one place that sets them (at construction and per fit)."""
         from .callbacks.guard import NonFiniteGuard
 
-        model = self._step_model
+        model, grad_sync = self._step_model, None
         if wrap and self.dist.enabled:
-            if self._ddp is None:
-                self._ddp = self.dist.wrap_model(model)  # DDP (once); self.model stays the user's module
-            model = self._ddp
+            parts = runs_model_parts(self.step)
+            # Once. A step that may call the model's parts (self.model.generator) runs the bare
+            # module, and its optimizer_step averages the gradients over the ranks; others get DDP.
+            if self._dist_model is None:
+                self._dist_model = self.dist.replicate(model) if parts else self.dist.wrap_model(model)
+            model, grad_sync = self._dist_model, (self.dist.average_grads if parts else None)
         guard = next((cb for cb in self.callbacks if isinstance(cb, NonFiniteGuard)), None)
         self.step.bind(
             model=model, loss_fn=self.loss_fn, optimizers=self.optimizers, autocast=self._autocast_factory(),
@@ -446,7 +449,8 @@ class Trainer:
             label_key=label_key_for(self.model) if self.loss_fn is None else None, output_key=self.output_key,
             structured_loss=self.loss_fn is not None and self.loss_info is None,
             after_backward=tuple(cb for cb in self.callbacks if overrides(cb, "on_after_backward")),
-            no_sync=model.no_sync if model is self._ddp and self._ddp is not None else None,
+            no_sync=None if grad_sync is not None or model is not self._dist_model else model.no_sync,
+            grad_sync=grad_sync,
             skip_step=guard.skip_check if guard is not None and self.nonfinite == "skip" else None,
             graphed=self._graphed, host=self)
 
