@@ -223,6 +223,7 @@ def _env() -> dict:
     env["PYTHONPATH"] = str(SRC) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     env["OMP_NUM_THREADS"] = "1"
     env["PYTHONUNBUFFERED"] = "1"
+    env["CUDA_VISIBLE_DEVICES"] = ""  # 2 CPU processes on gloo, also on a 1-GPU machine
     for key in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
         env.pop(key, None)
     return env
@@ -575,6 +576,7 @@ def test_cli_fit_nproc_makes_one_run_directory(tmp_path, cli_env, fittorch_cmd):
     """))
     for key in ("RANK", "LOCAL_RANK", "WORLD_SIZE"):
         cli_env.pop(key, None)
+    cli_env["CUDA_VISIBLE_DEVICES"] = ""  # gloo on the CPU, also on a 1-GPU machine
     proc = subprocess.run([*fittorch_cmd, "fit", str(config), "--nproc", "2", "--out", str(tmp_path / "runs"),
                            "--quiet"], env=cli_env, capture_output=True, text=True, timeout=TIMEOUT,
                           start_new_session=True)

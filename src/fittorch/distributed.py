@@ -360,8 +360,10 @@ def _rank_device(device: torch.device, local_rank: int, world: int) -> torch.dev
     if device.type == "cuda" and device.index is None and world > 1:
         if local_rank >= torch.cuda.device_count():
             raise ConfigError(
-                f"LOCAL_RANK={local_rank}, but this node has {torch.cuda.device_count()} visible GPU(s). "
-                "Use one process per GPU: --nproc_per_node at most the GPU count."
+                f"LOCAL_RANK={local_rank}, but this node has {torch.cuda.device_count()} visible GPU(s), and "
+                "nccl needs one GPU per process. Start at most that many processes (fittorch fit --nproc N, "
+                "torchrun --nproc_per_node N), or train the processes on the CPU (gloo) with device='cpu' "
+                "(config: device: cpu)."
             )
         return torch.device("cuda", local_rank)
     return device

@@ -434,14 +434,15 @@ class Trainer:
         """Give the step all its parts: the one place that sets them (at construction and per fit)."""
         from .callbacks.guard import NonFiniteGuard
 
-        model, grad_sync = self._step_model, None
+        model, grad_sync, no_sync = self._step_model, None, None
         if wrap and self.dist.enabled:
             parts = runs_model_parts(self.step)
             # Once. A step that may call the model's parts (self.model.generator) runs the bare
             # module, and its optimizer_step averages the gradients over the ranks; others get DDP.
             if self._dist_model is None:
                 self._dist_model = self.dist.replicate(model) if parts else self.dist.wrap_model(model)
-            model, grad_sync = self._dist_model, (self.dist.average_grads if parts else None)
+            model = self._dist_model
+            grad_sync, no_sync = (self.dist.average_grads, None) if parts else (None, model.no_sync)
         guard = next((cb for cb in self.callbacks if isinstance(cb, NonFiniteGuard)), None)
         self.step.bind(
             model=model, loss_fn=self.loss_fn, optimizers=self.optimizers, autocast=self._autocast_factory(),
@@ -449,8 +450,7 @@ class Trainer:
             label_key=label_key_for(self.model) if self.loss_fn is None else None, output_key=self.output_key,
             structured_loss=self.loss_fn is not None and self.loss_info is None,
             after_backward=tuple(cb for cb in self.callbacks if overrides(cb, "on_after_backward")),
-            no_sync=None if grad_sync is not None or model is not self._dist_model else model.no_sync,
-            grad_sync=grad_sync,
+            no_sync=no_sync, grad_sync=grad_sync,
             skip_step=guard.skip_check if guard is not None and self.nonfinite == "skip" else None,
             graphed=self._graphed, host=self)
 
