@@ -297,7 +297,7 @@ def single():
             ("dataset", torch.utils.data.TensorDataset(X, y), 32, {}, None),
         ]:
             kw = {"optimizer": "sgd", "model": ns["make_model"], **kw}
-            t = ft.Trainer(kw.pop("model")(), lr=0.1, progress=False, **kw)
+            t = ft.Trainer(kw.pop("model")(), lr=0.1, progress=False, device="cpu", **kw)  # as the gloo ranks
             t.fit(data, val=val, epochs=3, batch_size=bs)
             out[name] = {"weights": _weights(t), "history": t.history.rows}
     finally:
