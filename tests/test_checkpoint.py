@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import pickle
 import random
 import warnings
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -41,6 +43,7 @@ class StartedAt(ft.Callback):
 
 def _trainer(ckdir=None, hidden=8, **kw):
     kw.setdefault("lr", 0.02)
+    kw.setdefault("device", "cpu")  # compared with weights loaded on the CPU
     kw.setdefault("callbacks", [StartedAt()])
     return ft.Trainer(_model(hidden), progress=False, metrics=[], checkpoint_dir=ckdir, **kw)
 
@@ -135,7 +138,7 @@ def test_training_longer_is_a_normal_resume(tmp_path):
 def test_retention_keeps_the_newest_and_the_best(tmp_path):
     ckdir = tmp_path / "ck"
     # mode="max" on train_loss makes the first epoch the "best", so it must survive pruning.
-    trainer = ft.Trainer(_model(), lr=0.02, progress=False, metrics=[],
+    trainer = ft.Trainer(_model(), lr=0.02, progress=False, metrics=[], device="cpu",
                          callbacks=[ft.callbacks.ModelCheckpoint(ckdir, keep_last=2, monitor="train_loss", mode="max")])
     assert trainer.checkpoint_dir == str(ckdir)
     trainer.fit(_data(), epochs=5, batch_size=8)
@@ -267,7 +270,8 @@ def test_resume_refuses_a_different_model_shape_or_batch_size(run3):
         _trainer(ckdir).fit(_data(), val=_data(30, 1), epochs=4, batch_size=16, resume="last")
     other = _trainer(ckdir)
     other.dist.world_size = 2  # pretend: the refusal comes before any collective is needed
-    other.dist.wrap_model = lambda parts: None  # no process group in this single process
+    # No process group in this single process: a stand-in for the DDP wrapper.
+    other.dist.wrap_model = lambda model: SimpleNamespace(no_sync=contextlib.nullcontext)
     with pytest.raises(CheckpointError, match="world_size 1 -> 2"):
         other.fit(_data(), val=_data(30, 1), epochs=4, batch_size=8, resume="last")
 
@@ -325,7 +329,8 @@ def test_non_finite_weights_are_never_saved(tmp_path):
 
 def test_checkpoint_weights_load_for_inference_with_checks(tmp_path):
     ckdir = tmp_path / "ck"
-    trainer = ft.Trainer(ft.MLP(4, [8], 2), lr=0.02, progress=False, metrics=[], checkpoint_dir=ckdir)
+    trainer = ft.Trainer(ft.MLP(4, [8], 2), lr=0.02, progress=False, metrics=[], checkpoint_dir=ckdir,
+                         device="cpu")  # compared with the weights ft.load gives, on the CPU
     trainer.fit(_data(), epochs=1, batch_size=8)
     rebuilt = ft.load(ck.latest(ckdir))  # a built-in model is rebuilt from model.json's spec
     assert all(torch.equal(a, b) for a, b in zip(rebuilt.parameters(), trainer.model.parameters()))
