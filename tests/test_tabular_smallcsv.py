@@ -245,3 +245,14 @@ def test_predict_gives_the_same_bytes_without_pandas(penguin_run, new, command, 
 
 
 _fast = smallcsv.read_inputs
+
+
+def test_a_fifo_or_a_folder_is_never_read(tmp_path):
+    import os
+
+    tab = _tab(PENGUINS_TRAIN, tmp_path, categorical=["year"])
+    fifo = tmp_path / "pipe.csv"
+    os.mkfifo(fifo)  # nobody writes to it: reading it would wait forever
+    assert read_inputs(tab, fifo) is None
+    (tmp_path / "dir.csv").mkdir()
+    assert read_inputs(tab, tmp_path / "dir.csv") is None and read_inputs(tab, tmp_path / "nope.csv") is None

@@ -76,11 +76,13 @@ def read_inputs(tab, path, *, allow: tuple = (), any_other: bool = False):
 def read_cells(path):
     """``(header, rows of text cells, decimal mark)`` of a small, regular, UTF-8 CSV file whose
     rows all have the header's width and whose cells hold no quote character; None for anything else."""
-    try:
-        info = os.stat(path)
-        if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_BYTES or not str(path).lower().endswith(".csv"):
-            return None
-        with open(path, "rb") as f:
+    if not str(path).lower().endswith(".csv"):
+        return None
+    try:  # opened first, then checked: a FIFO or device swapped in is never read (O_NONBLOCK: never waited on)
+        with open(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as f:
+            info = os.fstat(f.fileno())
+            if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_BYTES:
+                return None
             data = f.read(MAX_BYTES + 1)
         if len(data) > MAX_BYTES:
             return None
