@@ -12,6 +12,7 @@ type expected. ``--set key.path=value`` overrides any key and goes through the s
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Any, Literal
 
@@ -20,9 +21,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from .errors import ConfigError, did_you_mean
 from . import safeio
 from .safeio import atomic_write
+from .task import LEGACY, TASKS, LegacyTaskWarning, default_loss, task_guess, upgrade_task
 from .tuning.space import SearchConfig
 
-Task = Literal["classification", "regression"]
+Task = Literal[TASKS]  # fittorch.task's one vocabulary; the legacy "classification" is read too
 SKLEARN_DATASETS = ("iris", "wine", "digits", "breast_cancer", "diabetes")
 SKLEARN_GENERATORS = ("make_classification", "make_regression", "make_moons")
 MAX_WIDTH = 1 << 20  # one hidden layer's width
@@ -52,6 +54,14 @@ class DataConfig(_Section):
     min_frequency: int = Field(1, ge=1, description="category levels seen fewer times in training fold into "
                                                     "the unknown level")
     missing_indicator: bool = Field(False, description="add a 0/1 input per numeric column that had gaps")
+
+    @field_validator("target", mode="before")
+    @classmethod
+    def _one_target(cls, value):
+        if isinstance(value, (list, tuple)):
+            raise ValueError(f"data.target lists {len(value)} columns ({', '.join(map(str, value[:5]))}); a config "
+                             f"trains one target column. {MULTILABEL_FIX}")
+        return value
 
     @model_validator(mode="after")
     def _check(self):
@@ -168,8 +178,10 @@ class Config(_Section):
     seed: int = Field(0, ge=0, lt=2**32, description="seeds the splits, the initial weights and the data order")
     data: DataConfig
     model: ModelConfig = Field(default_factory=ModelConfig)
-    task: Task | None = Field(None, description="inferred from the loss or the target when omitted")
-    loss: str | None = Field(None, description="default: cross_entropy (classification), mse (regression)")
+    task: Task | None = Field(None, description="binary, multiclass or regression; inferred from the loss, the "
+                                                "source or the target when omitted")
+    loss: str | None = Field(None, description="default: bce_with_logits (binary), cross_entropy (multiclass), "
+                                               "mse (regression)")
     optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
     scheduler: SchedulerConfig | None = Field(None, description="an LR schedule, or null")
     train: TrainConfig = Field(default_factory=TrainConfig)
@@ -191,11 +203,51 @@ class Config(_Section):
             return None
         return _ALIASES.get(value.lower()) or _known("loss", value.lower(), LOSSES)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_task(cls, raw):
+        return upgrade_config(raw)
+
+    @model_validator(mode="after")
+    def _task_and_loss(self):
+        if self.task == "multilabel":
+            raise ValueError(f"task: multilabel is not trained from a config yet. {MULTILABEL_FIX}")
+        implied = _loss_task(self.loss)
+        if self.task is not None and implied is not None and implied != self.task:
+            raise ValueError(f"task {self.task!r} does not go with loss {self.loss!r}, a {implied} loss. Use "
+                             f"loss: {default_loss(self.task)} (or leave loss out) for task: {self.task}, or "
+                             f"task: {implied} for this loss")
+        return self
+
     def to_dict(self) -> dict:
         d = self.model_dump(mode="json")
         if d.get("search") is None:  # only a tune config has one; saved run configs stay as they were
             d.pop("search", None)
         return d
+
+
+MULTILABEL_FIX = ("For several 0/1 target columns (multilabel) use the Python API: "
+                  "ft.Trainer(model, loss='bce_with_logits', task='multilabel').fit((X, Y)) with Y an [N, C] 0/1 "
+                  "array (docs/custom-training.md, section 5)")
+
+
+def upgrade_config(raw):
+    """A raw config dict with ``task: classification`` (fittorch 0.1/0.2) read as what it trained: binary
+    with a bce loss (one output), else multiclass (one output per class). :func:`validate` says so once."""
+    if isinstance(raw, dict) and isinstance(raw.get("task"), str):
+        task = raw["task"].strip().lower()
+        raw = {**raw, "task": upgrade_task(task, binary=_loss_task(raw.get("loss")) == "binary")}
+    return raw
+
+
+def _loss_task(loss) -> str | None:
+    """The task a loss name implies (binary, multiclass, regression), or None for no or an unknown name."""
+    if not isinstance(loss, str):
+        return None
+    from .losses import _ALIASES, LOSSES
+
+    info = LOSSES.get(_ALIASES.get(loss.lower(), loss.lower()))
+    return None if info is None else info.task
 
 
 def _known(kind: str, value: str, choices) -> str:
@@ -333,6 +385,12 @@ def _section_type(annotation) -> type[BaseModel] | None:
 
 def validate(raw: dict, source: str = "config") -> Config:
     """The checked config, or one ConfigError listing every problem pydantic found (one per line)."""
+    if isinstance(raw, dict) and isinstance(raw.get("task"), str) and raw["task"].strip().lower() == LEGACY:
+        new = upgrade_task(LEGACY, binary=_loss_task(raw.get("loss")) == "binary")
+        model = f"one output, loss {raw.get('loss')}" if new == "binary" else "one output per class"
+        warnings.warn(f"{source}: task 'classification' is the old name; it is read as task: {new}, the same "
+                      f"model as before ({model}). Write task: {new} (tasks: {', '.join(TASKS)}).",
+                      LegacyTaskWarning, stacklevel=2)
     try:
         return Config.model_validate(raw)
     except ValidationError as exc:
@@ -370,8 +428,8 @@ def _one_error(err: dict, source: str) -> str:
         return f"{source}: {msg}." if msg.startswith(("data.", "model.")) or not loc else f"{source}: '{key}': {msg}."
     if etype == "literal_error":
         expected = err.get("ctx", {}).get("expected", "")
-        return (f"{source}: '{key}' is {given!r}; expected one of {expected}."
-                f"{did_you_mean(str(given), _literal_choices(expected))}")
+        guess = task_guess(str(given)) if key == "task" else did_you_mean(str(given), _literal_choices(expected))
+        return f"{source}: '{key}' is {given!r}; expected one of {expected}.{guess}"
     kind = etype.rsplit("_", 1)[0] if etype.endswith(("_parsing", "_type")) else etype.removesuffix("_from_float")
     if kind in _TYPE_WORDS:
         return f"{source}: '{key}' must be {_TYPE_WORDS[kind]}, but it is {given!r} ({type(given).__name__})."

@@ -15,13 +15,14 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from .errors import DataError
+from .task import upgrade_task
 
 
 @dataclass
 class Preprocessing:
     """Everything between a table and the model's tensors, as plain data (saved in model.json)."""
 
-    task: str  # classification | regression
+    task: str  # binary | multiclass | regression (fittorch.task); the old "classification" is upgraded
     feature_names: list[str]
     target: str | None = None
     mean: list[float] | None = None
@@ -32,6 +33,10 @@ class Preprocessing:
     binary_output: bool = False  # one logit (bce_with_logits) instead of one output per class
     tabular: dict | None = None  # TabularPreprocessor state (docs/data.md, "The saved JSON")
     last_unknown: dict = field(default_factory=dict, repr=False, compare=False)  # of the last frame_to_X
+
+    def __post_init__(self):
+        self.task = upgrade_task(self.task, binary=self.binary_output)  # a model.json of fittorch 0.1/0.2
+        self.binary_output = self.binary_output or self.task == "binary"
 
     def to_dict(self) -> dict:
         d = asdict(self)

@@ -334,6 +334,7 @@ def load_run(run_dir: str | os.PathLike, *, checkpoint: str | None = None, trust
 def saved_run_config(checkpoint_dir: str | os.PathLike) -> dict | None:
     """The config the newest intact checkpoint was trained with (``None`` when it records none)."""
     from .checkpoint import store
+    from .config import upgrade_config
 
     for path in reversed(store.list_checkpoints(checkpoint_dir)):
         try:
@@ -343,7 +344,7 @@ def saved_run_config(checkpoint_dir: str | os.PathLike) -> dict | None:
         except CheckpointError:
             continue  # damaged: resume falls back past it as well
         config = (raw.get("config") or {}).get("run_config")
-        return config if isinstance(config, dict) else None
+        return upgrade_config(config) if isinstance(config, dict) else None  # 0.2's task names read as today
     return None
 
 

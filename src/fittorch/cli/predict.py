@@ -57,8 +57,8 @@ def predict_run(args):
 
     run_dir = check_run_dir(args.run_dir)
     cfg, prep, trainer = load_run(run_dir, trust_code=args.trust_code)
-    if args.proba and prep.task != "classification":
-        raise ConfigError("--proba is for classification runs; this run is a regression.")
+    if args.proba and prep.task == "regression":
+        raise ConfigError("--proba is for classification runs (binary, multiclass); this run is a regression.")
     X = feature_data(cfg, prep, args.data)
     note_unknown(prep)
     outputs = trainer.predict(X, batch_size=args.batch_size)
@@ -88,8 +88,8 @@ def predict_onnx(args):
     from ..serving import OnnxModel, read_table
 
     model = OnnxModel(args.run_dir)
-    if args.proba and model.task != "classification":
-        raise ConfigError("--proba is for classification models; this one is a regression.")
+    if args.proba and not model.is_classifier:
+        raise ConfigError(f"--proba is for classification models; this one is a {model.task}.")
     if args.data.startswith("sklearn:"):
         raise ConfigError("Predicting with an .onnx file reads a .csv or .parquet file; sklearn: sources need the "
                           "run directory (fittorch predict RUN_DIR sklearn:...).")

@@ -16,6 +16,7 @@ import numpy as np
 
 from ..errors import CheckpointError, ConfigError
 from ..preprocess import Preprocessing
+from ..task import has_class_labels
 from .wrap import Fold
 
 # "tabular": the column-wise preprocessing (fills, scales, vocabularies) of runs with fittorch.tabular
@@ -113,12 +114,12 @@ def _from_model_folder(p: Path, meta: dict, rows, max_rows) -> RunSource:
     std = pre.get("standardize") or {}
     n = int(meta.get("n_features_in") or meta["spec"].get("in_features"))
     kind = (meta.get("output_kind") or {}).get("task")
-    prep = Preprocessing(task=meta.get("task") or ("regression" if kind == "regression" else "classification"),
+    prep = Preprocessing(task=meta.get("task") or kind or "multiclass",
                          feature_names=meta.get("feature_names") or [f"x{i}" for i in range(n)],
                          mean=pre.get("mean", std.get("mean")), scale=pre.get("scale", std.get("scale")),
                          classes=meta.get("classes"), binary_output=kind == "binary",
                          target=meta.get("target"))
-    if prep.task == "classification" and prep.classes is None:
+    if has_class_labels(prep.task) and prep.classes is None:
         prep.classes = list(range((meta.get("output_kind") or {}).get("num_classes") or 2))
     fold, names = fold_of(prep)
     if rows is not None:
