@@ -389,7 +389,7 @@ def validate(raw: dict, source: str = "config") -> Config:
         new = upgrade_task(LEGACY, binary=_loss_task(raw.get("loss")) == "binary")
         model = f"one output, loss {raw.get('loss')}" if new == "binary" else "one output per class"
         warnings.warn(f"{source}: task 'classification' is the old name; it is read as task: {new}, the same "
-                      f"model as before ({model}). Write task: {new} (tasks: {', '.join(TASKS)}).",
+                      f"model as before ({model}). Write task: {new} (a config's tasks: binary, multiclass, regression).",
                       LegacyTaskWarning, stacklevel=2)
     try:
         return Config.model_validate(raw)
