@@ -326,7 +326,7 @@ def test_task_binary_with_three_classes_names_them_and_the_fix():
     ({"data": {"source": "sklearn:breast_cancer"}}, "multiclass", 2),  # as 0.2 trained it: one output per class
     ({"data": {"source": "sklearn:breast_cancer"}, "loss": "bce_with_logits"}, "binary", 1),
     ({"data": {"source": "sklearn:diabetes"}}, "regression", 1),
-    ({"data": {"source": "sklearn:iris"}, "loss": "nll"}, "multiclass", 3),
+    ({"data": {"source": "sklearn:iris"}, "loss": "cross_entropy"}, "multiclass", 3),
 ])
 def test_inferred_task_uses_the_four_names(raw, task, outputs):
     prep, _ = prepare_data(validate(raw))
@@ -352,3 +352,48 @@ def test_legacy_preprocessing_record_is_read_with_the_new_names():
     assert (one_logit.task, one_logit.n_outputs) == ("binary", 1)
     assert (per_class.task, per_class.n_outputs) == ("multiclass", 2)
     assert per_class.to_dict()["task"] == "multiclass"
+
+
+# -- multilabel from a config: data.target lists the 0/1 label columns ---------------------------
+def multilabel_csv(tmp_path, n=200, seed=0, name="tags.csv"):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 3))
+    df = pd.DataFrame({"a": X[:, 0], "b": X[:, 1], "c": X[:, 2], "color": rng.choice(["red", "blue"], size=n),
+                       "sports": (X[:, 0] > 0).astype(int), "music": X[:, 1] > 0.5,  # 0/1 and true/false
+                       "art": ((X[:, 2] > 0) | (rng.random(n) < 0.1)).astype(int)})
+    df.to_csv(tmp_path / name, index=False)
+    return tmp_path / name, df
+
+
+def test_a_list_of_target_columns_is_a_multilabel_task(tmp_path):
+    path, df = multilabel_csv(tmp_path)
+    cfg = validate({"data": {"source": str(path), "target": ["sports", "music", "art"], "val_split": 0.25}})
+    exp = build_experiment(cfg, quiet=True)
+    prep, splits = exp.prep, exp.splits
+    assert prep.task == "multilabel" and prep.classes == ["sports", "music", "art"] and prep.n_outputs == 3
+    assert prep.feature_names == ["a", "b", "c", "color"]
+    y = splits.train[1]
+    assert y.dtype == np.float32 and y.shape == (150, 3)
+    expected = df[["sports", "music", "art"]].astype(float).to_numpy()[splits.rows["train"]]
+    np.testing.assert_array_equal(y, expected)
+    assert exp.trainer.loss_info.name == "bce_with_logits"
+    assert exp.trainer.metric_specs == ["subset_accuracy", "hamming_loss", "f1_micro"]
+    rows, proba = prep.decode(torch.tensor([[3.0, -3.0, 0.5]]))
+    assert rows == [[1, 0, 1]] and proba.shape == (1, 3)
+
+
+def test_a_label_column_that_is_not_0_1_is_refused_by_name(tmp_path):
+    path, df = multilabel_csv(tmp_path)
+    df["art"] = df["art"].astype(object)
+    df.loc[[3, 7], "art"] = ["2", "maybe"]
+    df.to_csv(path, index=False)
+    with pytest.raises(DataError, match=r"label column 'art' holds 2, maybe; a multilabel target is one 0/1"):
+        prepare_data(validate({"data": {"source": str(path), "target": ["sports", "music", "art"]}}))
+    with pytest.raises(DataError, match=r"no label column 'arts'.*Did you mean 'art'"):
+        prepare_data(validate({"data": {"source": str(path), "target": ["sports", "arts"]}}))
+
+
+def test_a_mistyped_feature_column_gets_a_suggestion(tmp_path):
+    path, _ = csv_file(tmp_path)
+    with pytest.raises(ConfigError, match=r"data.features names 'bb', which is not a column.*Did you mean 'b'"):
+        prepare_data(validate({"data": {"source": str(path), "target": "kind", "features": ["a", "bb"]}}))

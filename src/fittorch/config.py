@@ -36,7 +36,8 @@ class _Section(BaseModel):
 
 class DataConfig(_Section):
     source: str = Field(description="sklearn:NAME, sklearn:make_* or a .csv/.parquet/.npz path")
-    target: str | None = Field(None, description="label column of a tabular file ('y' for .npz)")
+    target: str | list[str] | None = Field(None, description="label column of a tabular file ('y' for .npz); "
+                                                              "task multilabel: the list of 0/1 label columns")
     features: list[str] | None = Field(None, description="use only these columns (default: all but target)")
     params: dict[str, Any] = Field(default_factory=dict, description="arguments of a sklearn:make_* generator")
     val: str | None = Field(None, description="a separate validation file (instead of val_split)")
@@ -55,13 +56,17 @@ class DataConfig(_Section):
                                                     "the unknown level")
     missing_indicator: bool = Field(False, description="add a 0/1 input per numeric column that had gaps")
 
-    @field_validator("target", mode="before")
+    @field_validator("target")
     @classmethod
-    def _one_target(cls, value):
-        if isinstance(value, (list, tuple)):
-            raise ValueError(f"data.target lists {len(value)} columns ({', '.join(map(str, value[:5]))}); a config "
-                             f"trains one target column. {MULTILABEL_FIX}")
+    def _targets(cls, value):
+        if isinstance(value, list) and (len(value) < 2 or len(set(value)) < len(value)):
+            raise ValueError(f"data.target lists {value}; several target columns (task multilabel) need at least 2 "
+                             "distinct names. For one column write target: NAME")
         return value
+
+    def target_columns(self) -> list[str]:
+        """The target column(s): one for binary/multiclass/regression, the label columns for multilabel."""
+        return [] if self.target is None else [self.target] if isinstance(self.target, str) else list(self.target)
 
     @model_validator(mode="after")
     def _check(self):
@@ -73,13 +78,17 @@ class DataConfig(_Section):
         if outside:
             raise ValueError(f"data.numeric/data.categorical name {outside[0]!r}, which is not in data.features; "
                              "add it there or remove it")
-        if self.target is not None and self.target in [*(self.numeric or ()), *(self.categorical or ()),
-                                                        *(self.features or ())]:
-            raise ValueError(f"data.target {self.target!r} is also listed as an input column; remove it there")
+        inputs = {*(self.numeric or ()), *(self.categorical or ()), *(self.features or ())}
+        for target in self.target_columns():
+            if target in inputs:
+                raise ValueError(f"data.target {target!r} is also listed as an input column; remove it there")
         if self.val_split + self.test_split >= 1.0:
             raise ValueError(f"data.val_split ({self.val_split}) + data.test_split ({self.test_split}) leaves no "
                              "training rows; their sum must be below 1")
         if self.source.startswith("sklearn:"):
+            if isinstance(self.target, list):
+                raise ValueError(f"data.target lists label columns, but {self.source} has its own single target; "
+                                 "several 0/1 label columns (task multilabel) come from a .csv/.parquet file")
             name = self.source.split(":", 1)[1]
             known = SKLEARN_DATASETS + SKLEARN_GENERATORS
             if name not in known:
@@ -178,8 +187,8 @@ class Config(_Section):
     seed: int = Field(0, ge=0, lt=2**32, description="seeds the splits, the initial weights and the data order")
     data: DataConfig
     model: ModelConfig = Field(default_factory=ModelConfig)
-    task: Task | None = Field(None, description="binary, multiclass or regression; inferred from the loss, the "
-                                                "source or the target when omitted")
+    task: Task | None = Field(None, description="binary, multiclass, multilabel or regression; inferred from the "
+                                                "loss, the source or the target when omitted")
     loss: str | None = Field(None, description="default: bce_with_logits (binary), cross_entropy (multiclass), "
                                                "mse (regression)")
     optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
@@ -210,13 +219,29 @@ class Config(_Section):
 
     @model_validator(mode="after")
     def _task_and_loss(self):
-        if self.task == "multilabel":
-            raise ValueError(f"task: multilabel is not trained from a config yet. {MULTILABEL_FIX}")
+        several = isinstance(self.data.target, list)
+        if self.task == "multilabel" and not several:
+            raise ValueError("task multilabel trains several 0/1 label columns: list them as data.target: [a, b, c] "
+                             f"(a file source; data.target is {self.data.target!r})")
+        if several and self.task not in (None, "multilabel"):
+            raise ValueError(f"data.target lists {len(self.data.target)} columns, which is task multilabel (one 0/1 "
+                             f"column per label); task {self.task} trains one column. Write task: multilabel (or "
+                             "leave task out), or name one target column")
+        if self.model.type == "mlp" and self.loss in _NEEDS_PROBABILITIES:
+            stable, last = _NEEDS_PROBABILITIES[self.loss]
+            raise ValueError(f"loss {self.loss} takes {last} outputs, but model type mlp outputs raw scores (logits). "
+                             f"Use loss: {stable} (the same loss on logits, computed stably), or model.type: import "
+                             f"with a model that ends in {last}")
+        task = self.task or ("multilabel" if several else None)
         implied = _loss_task(self.loss)
-        if self.task is not None and implied is not None and implied != self.task:
-            raise ValueError(f"task {self.task!r} does not go with loss {self.loss!r}, a {implied} loss. Use "
-                             f"loss: {default_loss(self.task)} (or leave loss out) for task: {self.task}, or "
-                             f"task: {implied} for this loss")
+        if implied == "binary" and task == "multilabel":
+            implied = "multilabel"  # bce on several 0/1 columns
+        if task is not None and implied is not None and implied != task:
+            why = " (data.target lists several 0/1 columns)" if several else ""
+            other = "name one target column" if several else f"task: {implied}"
+            raise ValueError(f"task {task!r}{why} does not go with loss {self.loss!r}, a {implied} loss. Use "
+                             f"loss: {default_loss(task)} (or leave loss out) for task: {task}, or {other} for "
+                             "this loss")
         return self
 
     def to_dict(self) -> dict:
@@ -226,11 +251,6 @@ class Config(_Section):
         return d
 
 
-MULTILABEL_FIX = ("For several 0/1 target columns (multilabel) use the Python API: "
-                  "ft.Trainer(model, loss='bce_with_logits', task='multilabel').fit((X, Y)) with Y an [N, C] 0/1 "
-                  "array (docs/custom-training.md, section 5)")
-
-
 def upgrade_config(raw):
     """A raw config dict with ``task: classification`` (fittorch 0.1/0.2) read as what it trained: binary
     with a bce loss (one output), else multiclass (one output per class). :func:`validate` says so once."""
@@ -238,6 +258,9 @@ def upgrade_config(raw):
         task = raw["task"].strip().lower()
         raw = {**raw, "task": upgrade_task(task, binary=_loss_task(raw.get("loss")) == "binary")}
     return raw
+
+
+_NEEDS_PROBABILITIES = {"bce": ("bce_with_logits", "sigmoid"), "nll": ("cross_entropy", "log_softmax")}
 
 
 def _loss_task(loss) -> str | None:
@@ -389,7 +412,7 @@ def validate(raw: dict, source: str = "config") -> Config:
         new = upgrade_task(LEGACY, binary=_loss_task(raw.get("loss")) == "binary")
         model = f"one output, loss {raw.get('loss')}" if new == "binary" else "one output per class"
         warnings.warn(f"{source}: task 'classification' is the old name; it is read as task: {new}, the same "
-                      f"model as before ({model}). Write task: {new} (a config's tasks: binary, multiclass, regression).",
+                      f"model as before ({model}). Write task: {new} (tasks: {', '.join(TASKS)}).",
                       LegacyTaskWarning, stacklevel=2)
     try:
         return Config.model_validate(raw)

@@ -58,16 +58,33 @@ def read_frame(path: str, cfg_data, what: str):
 
         cols = ", ".join(map(str, read_table(path).columns))
         raise ConfigError(f"data.target is not set: name the label column of {path} (columns: {cols}).")
-    X, y = load_xy(path, target, check=False)
+    if isinstance(target, list):  # multilabel: one 0/1 column per label
+        X, y = label_columns(path, target)
+    else:
+        X, y = load_xy(path, target, check=False)
     if cfg_data.features is not None:
         missing = [c for c in cfg_data.features if c not in X.columns]
         if missing:
             from .errors import did_you_mean
 
             raise ConfigError(f"data.features names {missing[0]!r}, which is not a column of {path}."
-                              f"{did_you_mean(missing[0], map(str, X.columns))}")
+                              f"{did_you_mean(missing[0], [str(c) for c in X.columns])}")
         X = X[list(cfg_data.features)]
     return X, y
+
+
+def label_columns(path, targets: list[str], df=None):
+    """(features DataFrame, label DataFrame) of a multilabel file; empty label cells are refused by row."""
+    from .data.files import check_target_present, read_table
+    from .errors import did_you_mean
+
+    df = read_table(path) if df is None else df
+    for target in targets:
+        if target not in df.columns:
+            raise DataError(f"{path} has no label column {target!r} (data.target lists {targets})."
+                            f"{did_you_mean(target, [str(c) for c in df.columns])} Columns: {_short(list(df.columns))}.")
+        check_target_present(df[target], target, path)
+    return df.drop(columns=targets), df[targets]
 
 
 def load_sklearn(name: str, params: dict, seed: int):
@@ -97,6 +114,8 @@ def infer_task(cfg: Config, y, sklearn_name: str | None) -> str:
     source's, else the target column's (text, bool, or at most 20 distinct integers: multiclass)."""
     if cfg.task:
         return cfg.task
+    if isinstance(cfg.data.target, list):
+        return "multilabel"
     if cfg.loss:
         return LOSSES[cfg.loss].task
     if sklearn_name:
@@ -154,8 +173,12 @@ def prepare_data(cfg: Config) -> tuple[Preprocessing, Splits]:
         raise ConfigError(f"task binary (one output, loss {cfg.loss or task_default_loss(task)}) is for two "
                           f"classes, but the target has {len(classes)}: {_short(classes)}. Use task: multiclass "
                           "(loss cross_entropy).")
+    if task == "multilabel":
+        classes = list(d.target)  # the labels are the target columns, in order
     prep = Preprocessing(task=task, feature_names=[], target=d.target, classes=classes,
                          binary_output=task == "binary")
+    if task == "multilabel":  # every label cell checked once, naming the file
+        y_np = prep.encode(y_np, f"data.source {d.source}")
     strat = prep.encode(y_np, "data") if (has_class_labels(task) and d.stratify) else None
     train_idx, val_idx, test_idx = split_rows(len(X_all), strat, classes, seed=cfg.seed,
                                               val_frac=0.0 if extra_val is not None else d.val_split,

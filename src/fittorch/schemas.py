@@ -85,7 +85,7 @@ class StateJson(_Lenient):
 class PreprocessingSchema(_Lenient):
     task: Literal[(*TASKS, LEGACY)]  # "classification": a model.json of fittorch 0.1/0.2, read as it trained
     feature_names: list[Name] = Field(max_length=MAX_ITEMS)
-    target: Name | None = None
+    target: Name | list[Name] | None = None  # multilabel: the label columns
     mean: list[Finite] | None = Field(None, max_length=MAX_ITEMS)
     scale: list[Annotated[float, Field(gt=0.0, allow_inf_nan=False)]] | None = Field(None, max_length=MAX_ITEMS)
     classes: list[Label] | None = Field(None, max_length=MAX_ITEMS)

@@ -98,7 +98,8 @@ class OnnxModel:
         if not self.feature_names:
             raise DataError(f"{self.path} records no feature names; feed it arrays with onnxruntime directly.")
         columns = Preprocessing(task=self.task, feature_names=list(self.feature_names))
-        return columns.frame_to_X(df, what, allow=(self.contract.get("target") or "y",))
+        target = self.contract.get("target") or "y"  # a multilabel model's are a list
+        return columns.frame_to_X(df, what, allow=(target,) if isinstance(target, str) else tuple(target))
 
     def predict_frame(self, df, what: str, *, proba: bool = False):
         """A DataFrame with ``prediction`` (original labels or target units) and ``proba_<class>`` columns."""

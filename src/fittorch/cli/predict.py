@@ -58,7 +58,8 @@ def predict_run(args):
     run_dir = check_run_dir(args.run_dir)
     cfg, prep, trainer = load_run(run_dir, trust_code=args.trust_code)
     if args.proba and prep.task == "regression":
-        raise ConfigError("--proba is for classification runs (binary, multiclass); this run is a regression.")
+        raise ConfigError("--proba is for classification runs (binary, multiclass, multilabel); this run is a "
+                          "regression.")
     X = feature_data(cfg, prep, args.data)
     note_unknown(prep)
     outputs = trainer.predict(X, batch_size=args.batch_size)
@@ -72,6 +73,8 @@ def predict_run(args):
             raise TrainingError(msg + " Nothing was written (--strict).")
         print(f"fittorch: warning: {msg} Those rows are left empty.", file=sys.stderr)
     predictions, proba = prep.decode(outputs)
+    if prep.task == "multilabel":  # one 0/1 column per label, as predict on the exported .onnx writes them
+        return _per_label(pd, predictions, proba, prep.classes, bad, args.proba)
     out = pd.DataFrame({"prediction": predictions})
     if n_bad:
         out["prediction"] = out["prediction"].astype(object)
@@ -79,6 +82,14 @@ def predict_run(args):
     if args.proba:
         for i, name in enumerate(prep.classes):
             out[f"proba_{name}"] = proba[:, i]
+    return out
+
+
+def _per_label(pd, predictions, proba, labels, bad, with_proba: bool):
+    out = pd.DataFrame(predictions, columns=[f"prediction_{n}" for n in labels]).astype("Int64")
+    out.loc[bad.numpy(), :] = pd.NA  # never shown as a label
+    for i, name in enumerate(labels if with_proba else ()):
+        out[f"proba_{name}"] = proba[:, i]
     return out
 
 

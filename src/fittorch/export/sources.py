@@ -125,7 +125,7 @@ def _from_model_folder(p: Path, meta: dict, rows, max_rows) -> RunSource:
     if rows is not None:
         from ..data.files import read_table
 
-        X = prep.frame_to_X(read_table(rows), rows, allow=(prep.target or "y",))[:max_rows]
+        X = prep.frame_to_X(read_table(rows), rows, allow=tuple(prep.target_columns))[:max_rows]
         return RunSource(trainer, prep, raw_rows(fold, X), f"first {len(X)} of {rows}", fold, names)
     rng = np.random.default_rng(0)
     z = rng.standard_normal((max_rows, n)).astype(np.float32)
@@ -193,8 +193,8 @@ def raw_rows(fold: Fold | None, X_model: np.ndarray) -> np.ndarray:
 
 def head_of(prep: Preprocessing) -> str:
     """The outputs of ``prep.decode``: softmax or sigmoid probabilities, or the regression value."""
-    if prep.task == "regression":
-        return "regression"
+    if prep.task in ("regression", "multilabel"):  # multilabel: one sigmoid probability per label
+        return prep.task
     return "sigmoid" if prep.binary_output else "softmax"
 
 
