@@ -388,22 +388,12 @@ def default_metrics(cfg: Config, prep: Preprocessing) -> list[str]:
 
 
 def checkpoint_kwargs(cfg: Config, run_dir: Path | None, has_val: bool) -> dict:
-    """Checkpoint settings for the Trainer, passed only where this build's Trainer takes them."""
-    from .trainer import Trainer
-
-    params = inspect.signature(Trainer.__init__).parameters
-    if run_dir is None or "checkpoint_dir" not in params:
+    """The Trainer's checkpoint settings for a run folder (none without one)."""
+    if run_dir is None:
         return {}
     monitor = cfg.monitor if (has_val or not cfg.monitor.startswith("val_")) else "train_loss"
-    wanted = {"checkpoint_dir": str(run_dir / "checkpoints"), "checkpoint_every_steps": cfg.train.checkpoint_every_steps,
-              "keep_last": cfg.train.keep_last, "monitor": monitor}
-    return {k: v for k, v in wanted.items() if k in params}
-
-
-def supports_checkpoints() -> bool:
-    from .trainer import Trainer
-
-    return "checkpoint_dir" in inspect.signature(Trainer.__init__).parameters
+    return {"checkpoint_dir": str(run_dir / "checkpoints"), "checkpoint_every_steps": cfg.train.checkpoint_every_steps,
+            "keep_last": cfg.train.keep_last, "monitor": monitor}
 
 
 @dataclass

@@ -60,12 +60,9 @@ def versions() -> dict:
 
     out = {"fittorch": __version__, "torch": torch.__version__, "numpy": numpy.__version__,
            "python": platform.python_version()}
-    try:
-        import sklearn
+    import sklearn
 
-        out["scikit-learn"] = sklearn.__version__
-    except ImportError:  # pragma: no cover
-        pass
+    out["scikit-learn"] = sklearn.__version__
     return out
 
 
@@ -223,13 +220,10 @@ def _finish(run_dir, info, trainer, started, status, error=None, val=None):
     info["restored_best_epoch"] = getattr(trainer.state, "restored_best_epoch", None)
     checkpoint = getattr(trainer, "checkpoint_path", None)
     info["checkpoint"] = str(checkpoint) if checkpoint else None
-    try:  # what the report shows, recorded so `fittorch report` rebuilds the same page from the files
-        from .report import summary_text, system_info
+    from .report import summary_text, system_info  # what the report shows, so `fittorch report` rebuilds it
 
-        info["system"] = system_info(trainer)
-        info["model_summary"] = summary_text(trainer, val)
-    except ImportError:  # pragma: no cover - builds without the report module
-        pass
+    info["system"] = system_info(trainer)
+    info["model_summary"] = summary_text(trainer, val)
     info.pop("pid", None)
     write_run_json(run_dir, info)
 
