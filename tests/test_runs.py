@@ -219,7 +219,7 @@ def _rewrite_task(run_dir, old: str, new: str) -> None:
         (run_dir / name).write_text(json.dumps(data))
     for ckpt in (run_dir / "checkpoints").iterdir():  # the config each checkpoint was trained with
         state = json.loads((ckpt / "state.json").read_text())
-        assert state["config"]["run_config"]["task"] == old
+        assert state["config"]["run_config"]["task"] in (old, new)  # new: kept from an earlier rewrite
         state["config"]["run_config"]["task"] = new
         data = json.dumps(state).encode()
         (ckpt / "state.json").write_bytes(data)
@@ -268,3 +268,11 @@ def test_a_run_folder_of_0_2_naming_the_task_classification_still_works(tmp_path
     assert read_run_json(run_dir)["epochs"] == 3
     assert f"task: {task}" in (run_dir / "config.yaml").read_text()  # written with today's name
     assert json.loads((run_dir / "model.json").read_text())["preprocessing"]["task"] == task
+    assert read_run_json(run_dir)["task"] == task
+
+    pytest.importorskip("onnxruntime")
+    _rewrite_task(run_dir, task, "classification")  # and an export of the old folder names the task anew
+    from fittorch.serving import OnnxModel
+
+    cli("export", run_dir)
+    assert OnnxModel(run_dir / "model.onnx").task == task

@@ -135,6 +135,7 @@ def execute(exp, run_dir: Path, *, resume: bool = False, quiet: bool = False, lo
     started = time.time()
     if resume:
         info.setdefault("resumed", []).append({"at": now(), "command": command_line()})
+        info["task"] = exp.prep.task  # a folder of fittorch 0.1/0.2 said "classification"
     else:
         info.update({"name": run_dir.name, "started": now(), "command": command_line(), "versions": versions(),
                      "task": exp.prep.task, "source": cfg.data.source, "sizes": exp.splits.sizes,
