@@ -233,7 +233,7 @@ class Config(_Section):
                              f"Use loss: {stable} (the same loss on logits, computed stably), or model.type: import "
                              f"with a model that ends in {last}")
         task = self.task or ("multilabel" if several else None)
-        implied = _loss_task(self.loss)
+        implied = loss_task(self.loss)
         if implied == "binary" and task == "multilabel":
             implied = "multilabel"  # bce on several 0/1 columns
         if task is not None and implied is not None and implied != task:
@@ -256,14 +256,14 @@ def upgrade_config(raw):
     with a bce loss (one output), else multiclass (one output per class). :func:`validate` says so once."""
     if isinstance(raw, dict) and isinstance(raw.get("task"), str):
         task = raw["task"].strip().lower()
-        raw = {**raw, "task": upgrade_task(task, binary=_loss_task(raw.get("loss")) == "binary")}
+        raw = {**raw, "task": upgrade_task(task, binary=loss_task(raw.get("loss")) == "binary")}
     return raw
 
 
 _NEEDS_PROBABILITIES = {"bce": ("bce_with_logits", "sigmoid"), "nll": ("cross_entropy", "log_softmax")}
 
 
-def _loss_task(loss) -> str | None:
+def loss_task(loss) -> str | None:
     """The task a loss name implies (binary, multiclass, regression), or None for no or an unknown name."""
     if not isinstance(loss, str):
         return None
@@ -409,7 +409,7 @@ def _section_type(annotation) -> type[BaseModel] | None:
 def validate(raw: dict, source: str = "config") -> Config:
     """The checked config, or one ConfigError listing every problem pydantic found (one per line)."""
     if isinstance(raw, dict) and isinstance(raw.get("task"), str) and raw["task"].strip().lower() == LEGACY:
-        new = upgrade_task(LEGACY, binary=_loss_task(raw.get("loss")) == "binary")
+        new = upgrade_task(LEGACY, binary=loss_task(raw.get("loss")) == "binary")
         model = f"one output, loss {raw.get('loss')}" if new == "binary" else "one output per class"
         warnings.warn(f"{source}: task 'classification' is the old name; it is read as task: {new}, the same "
                       f"model as before ({model}). Write task: {new} (tasks: {', '.join(TASKS)}).",

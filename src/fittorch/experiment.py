@@ -16,9 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import SKLEARN_DATASETS, Config
+from .config import SKLEARN_DATASETS, Config, loss_task
 from .errors import ConfigError, DataError, ModelError
-from .losses import LOSSES
 from .preprocess import Preprocessing, _plain, _short, numeric_matrix
 from .tabular import TabularPreprocessor, n_rows
 from .task import default_loss as task_default_loss
@@ -73,16 +72,17 @@ def read_frame(path: str, cfg_data, what: str):
     return X, y
 
 
-def label_columns(path, targets: list[str], df=None):
+def label_columns(path, targets: list[str]):
     """(features DataFrame, label DataFrame) of a multilabel file; empty label cells are refused by row."""
     from .data.files import check_target_present, read_table
     from .errors import did_you_mean
 
-    df = read_table(path) if df is None else df
+    df = read_table(path)
     for target in targets:
         if target not in df.columns:
+            columns = [str(c) for c in df.columns]
             raise DataError(f"{path} has no label column {target!r} (data.target lists {targets})."
-                            f"{did_you_mean(target, [str(c) for c in df.columns])} Columns: {_short(list(df.columns))}.")
+                            f"{did_you_mean(target, columns)} Columns: {_short(columns)}.")
         check_target_present(df[target], target, path)
     return df.drop(columns=targets), df[targets]
 
@@ -110,14 +110,14 @@ def load_sklearn(name: str, params: dict, seed: int):
 
 
 def infer_task(cfg: Config, y, sklearn_name: str | None) -> str:
-    """binary, multiclass or regression (:mod:`fittorch.task`): the config's, else the loss's, else the
-    source's, else the target column's (text, bool, or at most 20 distinct integers: multiclass)."""
+    """A name of :mod:`fittorch.task`: the config's; multilabel for a list of target columns; else the
+    loss's, the source's, or the target column's (text, bool, or at most 20 distinct integers: multiclass)."""
     if cfg.task:
         return cfg.task
     if isinstance(cfg.data.target, list):
         return "multilabel"
     if cfg.loss:
-        return LOSSES[cfg.loss].task
+        return loss_task(cfg.loss)
     if sklearn_name:
         return "multiclass" if sklearn_name in _CLASSIFICATION_SOURCES else "regression"
     import pandas as pd
