@@ -6,6 +6,7 @@
     python benchmarks/bench.py -w W1 --impls fittorch,hand_optimized --fittorch-opts compile=True
     python benchmarks/bench.py --fresh -w W1,W2,W3,W4 -r 5   # fresh processes instead (see fresh.py)
     python benchmarks/bench.py --cli -r 5                    # CLI latency vs `import torch` (fresh.py)
+    python benchmarks/bench.py --device cuda -r 5            # on a GPU, with fittorch_cuda_graphs too
 
 Warm mode (the default): each workload runs every implementation once to warm up (imports, lazy initialisation),
 then ``--repeats`` rounds; each round runs every implementation once, in a rotated order,
@@ -37,6 +38,7 @@ import workloads  # noqa: E402
 from impls import IMPLS, available, load  # noqa: E402
 
 BASELINE = "hand_optimized"
+ON_DEVICE = ("fittorch", "fittorch_cuda_graphs", "hand_optimized", "plain_loop")
 
 
 def parse_opts(text: str) -> dict:
@@ -53,7 +55,7 @@ def parse_opts(text: str) -> dict:
 def run_one(name: str, w, threads: int, fittorch_opts: dict):
     torch.set_num_threads(threads)
     mod = load(name)
-    (wall, cpu), acc = mod.run(w, **fittorch_opts) if name == "fittorch" else mod.run(w)
+    (wall, cpu), acc = mod.run(w, **fittorch_opts) if name.startswith("fittorch") else mod.run(w)
     return wall, cpu, acc, torch.get_num_threads()
 
 
@@ -149,8 +151,10 @@ def main(argv=None) -> int:
         if name not in IMPLS:
             raise SystemExit(f"unknown implementation {name!r}; choose from {', '.join(IMPLS)}")
         why = available(name)
-        if args.device != "cpu" and name not in ("fittorch", "hand_optimized", "plain_loop"):
-            why = f"only fittorch, hand_optimized and plain_loop run on --device {args.device}"
+        if args.device != "cpu" and name not in ON_DEVICE:
+            why = f"only {', '.join(ON_DEVICE)} run on --device {args.device}"
+        if args.device == "cpu" and name == "fittorch_cuda_graphs":
+            why = "CUDA graphs need --device cuda"
         if why:
             log(f"skipping {name}: {why}")
             impls.remove(name)

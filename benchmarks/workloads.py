@@ -26,6 +26,7 @@ class Workload:
     epochs: int
     batch_size: int
     lr: float = 1e-3
+    device: str = "cpu"  # --device: where fittorch, hand_optimized and plain_loop train
 
     @property
     def steps(self) -> int:

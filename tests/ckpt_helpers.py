@@ -301,6 +301,9 @@ def reference(tmp_path_factory, env, step: str = "") -> Path:
 def zygote(tmp_path_factory, env) -> Zygote:
     """One warm zygote per test session, closed when pytest exits."""
     if "z" not in _ZYGOTES:
+        # CUDA cannot be used in a child forked after the parent touched it (torch may, on import),
+        # so the forked runs train on the CPU; tests/test_cuda.py covers exact resume on a GPU.
+        env = {**env, "CUDA_VISIBLE_DEVICES": ""}
         _ZYGOTES["z"] = Zygote(tmp_path_factory.mktemp("zygote"), env)
         atexit.register(_ZYGOTES["z"].close)
     return _ZYGOTES["z"]

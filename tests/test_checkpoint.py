@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import pickle
 import random
 import warnings
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -41,6 +43,7 @@ class StartedAt(ft.Callback):
 
 def _trainer(ckdir=None, hidden=8, **kw):
     kw.setdefault("lr", 0.02)
+    kw.setdefault("device", "cpu")  # compared with weights loaded on the CPU
     kw.setdefault("callbacks", [StartedAt()])
     return ft.Trainer(_model(hidden), progress=False, metrics=[], checkpoint_dir=ckdir, **kw)
 
@@ -267,7 +270,8 @@ def test_resume_refuses_a_different_model_shape_or_batch_size(run3):
         _trainer(ckdir).fit(_data(), val=_data(30, 1), epochs=4, batch_size=16, resume="last")
     other = _trainer(ckdir)
     other.dist.world_size = 2  # pretend: the refusal comes before any collective is needed
-    other.dist.wrap_model = lambda parts: None  # no process group in this single process
+    # No process group in this single process: a stand-in for the DDP wrapper.
+    other.dist.wrap_model = lambda model: SimpleNamespace(no_sync=contextlib.nullcontext)
     with pytest.raises(CheckpointError, match="world_size 1 -> 2"):
         other.fit(_data(), val=_data(30, 1), epochs=4, batch_size=8, resume="last")
 

@@ -39,7 +39,7 @@ class MeanPool(nn.Module):
         self.f = nn.Linear(2, 2)
 
     def forward(self, x, lengths):
-        mask = (torch.arange(x.shape[1])[None, :] < lengths[:, None]).float()
+        mask = (torch.arange(x.shape[1], device=x.device)[None, :] < lengths[:, None]).float()
         pooled = (x * mask[..., None]).sum(1) / lengths[:, None]
         return self.f(pooled)
 

@@ -55,6 +55,30 @@ import fittorch
 class PenaltyStep(fittorch.Step):  # a custom compute_loss: cross-entropy plus a logit penalty
     def compute_loss(self, batch, output):
         return nn.functional.cross_entropy(output, batch[1]) + 0.05 * output.pow(2).mean()
+
+class TwoPart(nn.Module):
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.body = nn.Sequential(nn.Linear(8, 16), nn.ReLU())
+        self.head = nn.Linear(16, 3)
+
+    def forward(self, x):
+        return self.head(self.body(x))
+
+class PartsStep(fittorch.Step):  # calls the model's parts and steps two optimizers, as a GAN step does
+    def train_step(self, batch, window):
+        (x,), y = batch
+        feats = self.model.body(x)
+        loss = nn.functional.cross_entropy(self.model.head(feats), y) + 0.01 * feats.pow(2).mean()
+        self.zero_grad()
+        self.backward(loss)
+        self.optimizer_step("head", loss=loss)
+        self.optimizer_step("body", loss=loss)
+        return loss.detach()
+
+TWO_OPTIMIZERS = {"body": {"optimizer": "sgd", "params": "body", "lr": 0.1},
+                  "head": {"optimizer": "adam", "params": "head", "lr": 0.01}}
 """
 
 WORKER = COMMON + """
@@ -70,8 +94,9 @@ results = {}
 def weights(model):
     return {k: v.tolist() for k, v in model.state_dict().items()}
 
-def run(name, data, batch_size, val=None, **kw):
-    t = ft.Trainer(make_model(), optimizer="sgd", lr=0.1, progress=False, **kw)
+def run(name, data, batch_size, val=None, model=make_model, **kw):
+    kw.setdefault("optimizer", "sgd")
+    t = ft.Trainer(model(), lr=0.1, progress=False, **kw)
     t.fit(data, val=val, epochs=3, batch_size=batch_size)
     results[name] = {"weights": weights(t.model), "history": t.history.rows}
     return t
@@ -92,6 +117,10 @@ ft.Trainer(make_model(), progress=True, log_every=1).fit((X, y), epochs=2, batch
 run("accumulate", (X, y), 8, accumulate_steps=2)
 # 2b. A custom step (its compute_loss) under DDP.
 run("custom_step", (X, y), 16, step=PenaltyStep())
+# 2c. A custom train_step that calls the model's parts, with two optimizers (no DDP wrapper:
+#     optimizer_step averages each optimizer's gradients over the ranks).
+t = run("parts_step", (X, y), 16, val=(Xv, yv), model=TwoPart, step=PartsStep(), optimizer=TWO_OPTIMIZERS)
+results["parts_step"]["step_model"] = type(t.step.model).__name__
 # 3. A map-style Dataset: fittorch batches it and shards the same seeded permutation.
 run("dataset", torch.utils.data.TensorDataset(X, y), 16)
 # 4. A ready DataLoader gets a DistributedSampler; 201 rows is uneven (padded): no hang.
@@ -194,6 +223,7 @@ def _env() -> dict:
     env["PYTHONPATH"] = str(SRC) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     env["OMP_NUM_THREADS"] = "1"
     env["PYTHONUNBUFFERED"] = "1"
+    env["CUDA_VISIBLE_DEVICES"] = ""  # 2 CPU processes on gloo, also on a 1-GPU machine
     for key in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
         env.pop(key, None)
     return env
@@ -258,13 +288,16 @@ def single():
     torch.set_num_threads(1)
     try:
         out = {}
+        parts = {"model": ns["TwoPart"], "step": ns["PartsStep"](), "optimizer": ns["TWO_OPTIMIZERS"]}
         for name, data, bs, kw, val in [
             ("memory", (X, y), 32, {}, (Xv, yv)),
             ("accumulate", (X, y), 16, {"accumulate_steps": 2}, None),
             ("custom_step", (X, y), 32, {"step": ns["PenaltyStep"]()}, None),
+            ("parts_step", (X, y), 32, parts, (Xv, yv)),
             ("dataset", torch.utils.data.TensorDataset(X, y), 32, {}, None),
         ]:
-            t = ft.Trainer(ns["make_model"](), optimizer="sgd", lr=0.1, progress=False, **kw)
+            kw = {"optimizer": "sgd", "model": ns["make_model"], **kw}
+            t = ft.Trainer(kw.pop("model")(), lr=0.1, progress=False, **kw)
             t.fit(data, val=val, epochs=3, batch_size=bs)
             out[name] = {"weights": _weights(t), "history": t.history.rows}
     finally:
@@ -272,7 +305,7 @@ def single():
     return out
 
 
-@pytest.mark.parametrize("name", ["memory", "accumulate", "dataset", "custom_step"])
+@pytest.mark.parametrize("name", ["memory", "accumulate", "dataset", "custom_step", "parts_step"])
 def test_two_process_weights_match_single_process(ddp_run, single, name):
     """Rank r takes rows r::2 of the epoch's permutation with batch 16; DDP averages the two
     mean gradients, which equals one process's mean over the same 32 rows."""
@@ -284,6 +317,15 @@ def test_two_process_weights_match_single_process(ddp_run, single, name):
     ddp_loss = [r["train_loss"] for r in ranks[0][name]["history"]]
     one_loss = [r["train_loss"] for r in single[name]["history"]]
     assert ddp_loss == pytest.approx(one_loss, rel=1e-5)
+
+
+def test_a_step_calling_the_model_parts_runs_the_bare_module_in_step(ddp_run, single):
+    """No DDP wrapper (self.model.body works); the gradient average keeps ranks bit-identical."""
+    _, ranks = ddp_run
+    assert ranks[0]["parts_step"]["step_model"] == "TwoPart"
+    assert ranks[0]["parts_step"]["history"] == ranks[1]["parts_step"]["history"]
+    ddp_val = [r["val_loss"] for r in ranks[0]["parts_step"]["history"]]
+    assert ddp_val == pytest.approx([r["val_loss"] for r in single["parts_step"]["history"]], rel=1e-5)
 
 
 def test_every_rank_has_the_same_history(ddp_run):
@@ -534,6 +576,7 @@ def test_cli_fit_nproc_makes_one_run_directory(tmp_path, cli_env, fittorch_cmd):
     """))
     for key in ("RANK", "LOCAL_RANK", "WORLD_SIZE"):
         cli_env.pop(key, None)
+    cli_env["CUDA_VISIBLE_DEVICES"] = ""  # gloo on the CPU, also on a 1-GPU machine
     proc = subprocess.run([*fittorch_cmd, "fit", str(config), "--nproc", "2", "--out", str(tmp_path / "runs"),
                            "--quiet"], env=cli_env, capture_output=True, text=True, timeout=TIMEOUT,
                           start_new_session=True)

@@ -273,7 +273,8 @@ class _Noisy(nn.Module):
         self.net = ref_mlp()
 
     def forward(self, x):
-        noise = torch.from_numpy(np.random.default_rng().normal(size=x.shape).astype(np.float32))
+        noise = np.random.default_rng().normal(size=x.shape).astype(np.float32)
+        noise = torch.from_numpy(noise).to(x.device)
         return self.net(x + 0.1 * noise)
 
 

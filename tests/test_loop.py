@@ -128,7 +128,8 @@ def test_shuffle_false_reproduces_the_plain_in_order_loop(small_clf_data):
             epoch_loss.append(loss.item())
         losses.append(float(np.mean(epoch_loss)))
 
-    trainer = ft.Trainer(model, optimizer=lambda p, **kw: torch.optim.Adam(p, lr=1e-3), progress=False)
+    trainer = ft.Trainer(model, optimizer=lambda p, **kw: torch.optim.Adam(p, lr=1e-3), progress=False,
+                         device="cpu")  # the reference loop above runs on the CPU
     history = trainer.fit((X, y), epochs=2, batch_size=32, shuffle=False)
     for k, v in reference.state_dict().items():
         assert torch.equal(model.state_dict()[k], v), k
@@ -234,6 +235,7 @@ class FakeStep:
         self.model = FakeModel()
         self.calls = []
         self.last_output = None
+        self.scaler = None  # fp32: the loop never asks for a loss-scale update
 
     def train_step(self, batch, window):
         self.calls.append((batch[1].tolist(), window))

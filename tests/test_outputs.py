@@ -92,7 +92,8 @@ def test_a_tuple_output_reaches_a_custom_loss_as_it_is_and_output_key_picks_the_
         return nn.functional.cross_entropy(main, y) + 0.5 * nn.functional.cross_entropy(aux, y)
 
     X, y = _data()
-    t = ft.Trainer(TwoHeads(), loss=two_term, task="multiclass", output_key=1, lr=3e-2, progress=False)
+    t = ft.Trainer(TwoHeads(), loss=two_term, task="multiclass", output_key=1, lr=3e-2, progress=False,
+                   device="cpu")  # t.model(X) below runs on the CPU
     h = t.fit((X, y), val=0.25, epochs=20)
     assert set(seen) == {"tuple"}
     assert h[-1]["val_accuracy"] > 0.8

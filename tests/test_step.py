@@ -222,3 +222,38 @@ def test_the_trainer_binds_the_step_once_with_every_part():
     assert s.model is t.model and s.optimizers == {"default": t.optimizer} and s.host is t
     assert s.after_backward == (clip,)
     assert s.skip_step.__self__ is next(cb for cb in t.callbacks if isinstance(cb, ft.NonFiniteGuard))
+
+
+def test_the_loss_scale_is_updated_once_per_step_with_two_optimizers():
+    """fp16's GradScaler.update() runs once per train step (the loop calls Step.update_scale),
+    after both optimizers stepped: its growth counter counts steps. (A CPU GradScaler stands in
+    for CUDA's here; tests/test_cuda.py runs the real fp16 path.)"""
+    class TwoPart(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            torch.manual_seed(0)
+            self.body, self.head = torch.nn.Linear(8, 16), torch.nn.Linear(16, 3)
+
+        def forward(self, x):
+            return self.head(torch.relu(self.body(x)))
+
+    class PartsStep(ft.Step):
+        def train_step(self, batch, window):
+            (x,), y = batch
+            loss = torch.nn.functional.cross_entropy(self.model(x), y)
+            self.zero_grad()
+            self.backward(loss)
+            self.optimizer_step("head", loss=loss)
+            self.optimizer_step("body", loss=loss)
+            return loss.detach()
+
+    X, y = _blobs()
+    t = ft.Trainer(TwoPart(), step=PartsStep(), progress=False, metrics=[],
+                   optimizer={"body": {"optimizer": "sgd", "params": "body"},
+                              "head": {"optimizer": "sgd", "params": "head"}})
+    t.scaler = torch.amp.GradScaler("cpu", growth_interval=5)
+    t.fit((X, y), epochs=1, batch_size=32)
+    steps = t.state.global_step
+    assert steps > 5 and t.step.scaler is t.scaler and not t.step.scale_pending
+    assert t.scaler.state_dict()["_growth_tracker"] == steps % 5
+    assert t.scaler.get_scale() == 2.0**16 * 2 ** (steps // 5)

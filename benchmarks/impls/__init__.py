@@ -11,6 +11,7 @@ import importlib
 
 IMPLS = {
     "fittorch": "fittorch_default",
+    "fittorch_cuda_graphs": "fittorch_cuda_graphs",
     "hand_optimized": "hand_optimized",
     "plain_loop": "plain_loop",
     "lightning": "lightning_impl",

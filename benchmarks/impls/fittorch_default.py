@@ -13,7 +13,7 @@ def run(w, **opts):
     model = w.model()
     clock = Clock()
     trainer = Trainer(model, loss="cross_entropy", optimizer="adam", lr=w.lr, metrics=["accuracy"],
-                      device="cpu", progress=False, **opts)
+                      device=w.device, progress=False, **opts)
     trainer.fit((w.X_train, w.y_train), val=(w.X_val, w.y_val), epochs=w.epochs, batch_size=w.batch_size)
     seconds = clock.stop()
     return seconds, trainer.history.last["val_accuracy"]

@@ -8,12 +8,13 @@ from impls._clock import Clock
 
 
 def run(w):
-    model = w.model()
+    device = torch.device(w.device)  # the lesson: everything .to(device) once, up front
+    model = w.model().to(device)
     clock = Clock()
-    X_train_tensor = torch.FloatTensor(w.X_train)
-    y_train_tensor = torch.LongTensor(w.y_train)
-    X_test_tensor = torch.FloatTensor(w.X_val)
-    y_test_tensor = torch.LongTensor(w.y_val)
+    X_train_tensor = torch.FloatTensor(w.X_train).to(device)
+    y_train_tensor = torch.LongTensor(w.y_train).to(device)
+    X_test_tensor = torch.FloatTensor(w.X_val).to(device)
+    y_test_tensor = torch.LongTensor(w.y_val).to(device)
     criterion = torch.nn.CrossEntropyLoss()
     optimizer = torch.optim.Adam(model.parameters(), lr=w.lr)
     batch_size = w.batch_size

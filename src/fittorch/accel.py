@@ -161,10 +161,9 @@ class CudaGraphStep:
         return self.static_loss.detach().clone()
 
     def _unsupported(self, parts, batch) -> str | None:
-        from .step import Step
+        from .step import Step, runs_model_parts
 
-        if type(parts).train_step is not Step.train_step or type(parts).forward is not Step.forward \
-                or type(parts).compute_loss is not Step.compute_loss:
+        if runs_model_parts(parts) or type(parts).compute_loss is not Step.compute_loss:
             return f"a custom step ({type(parts).__name__}) may run Python the graph cannot capture."
         if not isinstance(batch[1], torch.Tensor) or parts.loss_fn is None or parts.structured_loss:
             return "only a model(x) -> tensor step with a named loss and a target tensor is captured."
@@ -180,6 +179,7 @@ class CudaGraphStep:
         return None
 
     def _eager_on_side_stream(self, parts, batch):
+        parts.last_output = None
         stream = torch.cuda.Stream()
         stream.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(stream):
@@ -193,6 +193,7 @@ class CudaGraphStep:
 
     def _capture(self, parts, x, target) -> None:
         self.graph = None
+        parts.last_output = None  # an eager step's output keeps its autograd graph (default stream)
         self.static_x = x.detach().clone()
         self.static_y = target.detach().clone()
         parts.optimizer.zero_grad(set_to_none=True)  # grads are allocated from the graph's pool
@@ -202,5 +203,7 @@ class CudaGraphStep:
             loss = parts.loss_fn(output, self.static_y)
             loss.backward()
             parts.optimizer.step()
-        self.static_loss = loss
+        # Detached: keeping the captured autograd graph alive would keep its AccumulateGrad nodes
+        # (made on the capture stream), and the eager steps of partial batches would reuse them.
+        self.static_loss = loss.detach()
         self.graph = graph

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 
 from .errors import ConfigError
@@ -51,3 +53,18 @@ def auto_num_threads(model: torch.nn.Module, device: torch.device) -> int | None
         return None
     n_params = sum(p.numel() for p in model.parameters())
     return 1 if n_params <= SMALL_MODEL_PARAMS else None
+
+
+@contextlib.contextmanager
+def torch_threads(num_threads, model: torch.nn.Module, device: torch.device):
+    """Run a block with ``num_threads`` intra-op threads (``"auto"``: :func:`auto_num_threads`;
+    None: torch's own), and put the previous count back afterwards."""
+    n = auto_num_threads(model, device) if num_threads == "auto" else num_threads
+    previous = torch.get_num_threads()
+    if n is not None and n != previous:
+        torch.set_num_threads(int(n))
+    try:
+        yield
+    finally:
+        if n is not None and n != previous:
+            torch.set_num_threads(previous)

@@ -9,7 +9,8 @@ destroys it when the process exits, also after an error.
 :class:`DistContext` is everything the trainer and the loop need. In one process every
 method is the identity and costs nothing, so the loop has a single code path. Under DDP
 the collectives happen at epoch (or stop-check) boundaries only; none runs per step
-except DDP's own gradient all-reduce.
+except the gradient all-reduce (DDP's own, or :meth:`DistContext.average_grads` for a step
+that calls the model's parts itself).
 
 See ``docs/distributed.md``.
 """
@@ -180,6 +181,44 @@ class DistContext:
         ids = [self.device.index] if self.device.type == "cuda" else None
         return DDP(model, device_ids=ids, output_device=ids[0] if ids else None)
 
+    def replicate(self, model):
+        """``model``, with rank 0's parameters and buffers broadcast to every rank (as DDP does).
+
+        For a custom step that calls the model's parts itself (``self.model.generator(...)``):
+        such a step runs the bare module, and its gradients are averaged by
+        :meth:`average_grads` in ``Step.optimizer_step`` instead of by DDP's backward hooks.
+        """
+        if not self.enabled:
+            return model
+        import torch.distributed as dist
+
+        with torch.no_grad():
+            for t in [*model.parameters(), *model.buffers()]:
+                dist.broadcast(t.data, src=0)
+        return model
+
+    def average_grads(self, params) -> None:
+        """Average the gradients of ``params`` over ranks, in place (one all-reduce per dtype).
+
+        Parameters without a gradient are left out; every rank must have the same ones
+        (true when every rank runs the same step code). The mean over ranks of each rank's
+        mean-loss gradient equals one process's gradient over the global batch, as with DDP.
+        """
+        if not self.enabled:
+            return
+        import torch.distributed as dist
+
+        by_dtype: dict = {}
+        for p in params:
+            if p.grad is not None:
+                by_dtype.setdefault(p.grad.dtype, []).append(p.grad)
+        for grads in by_dtype.values():
+            flat = torch.cat([g.reshape(-1) for g in grads])
+            dist.all_reduce(flat)  # a sum; divided below
+            flat.div_(self.world_size)
+            for g, part in zip(grads, flat.split([g.numel() for g in grads])):
+                g.copy_(part.view_as(g))
+
     def eval_model(self, model, *, sync_buffers: bool = True):
         """The module to evaluate or predict with: the bare module, never DDP.
 
@@ -191,9 +230,9 @@ class DistContext:
         """
         from torch.nn.parallel import DistributedDataParallel as DDP
 
-        if not isinstance(model, DDP):
+        if not self.enabled:
             return model
-        module = model.module
+        module = model.module if isinstance(model, DDP) else model  # bare: a step that syncs its own grads
         buffers = [b for b in module.buffers()]
         if buffers and sync_buffers:
             import torch.distributed as dist
@@ -321,8 +360,10 @@ def _rank_device(device: torch.device, local_rank: int, world: int) -> torch.dev
     if device.type == "cuda" and device.index is None and world > 1:
         if local_rank >= torch.cuda.device_count():
             raise ConfigError(
-                f"LOCAL_RANK={local_rank}, but this node has {torch.cuda.device_count()} visible GPU(s). "
-                "Use one process per GPU: --nproc_per_node at most the GPU count."
+                f"LOCAL_RANK={local_rank}, but this node has {torch.cuda.device_count()} visible GPU(s), and "
+                "nccl needs one GPU per process. Start at most that many processes (fittorch fit --nproc N, "
+                "torchrun --nproc_per_node N), or train the processes on the CPU (gloo) with device='cpu' "
+                "(config: device: cpu)."
             )
         return torch.device("cuda", local_rank)
     return device

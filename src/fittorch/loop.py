@@ -98,6 +98,7 @@ def train_epoch(ctx: LoopContext, train, val=None, *, batch_size: int, shuffle: 
     n_batches = None if n_local is None else (n_local // batch_size if drop_last else -(-n_local // batch_size))
     windows = _window_scales(n_local, batch_size, drop_last, k, n_batches)
     losses = ctx.epoch_losses
+    scaled = step.scaler is not None
 
     step.model.train()  # dropout on, batchnorm updating its running statistics
     start = state.batch_in_epoch
@@ -112,6 +113,8 @@ def train_epoch(ctx: LoopContext, train, val=None, *, batch_size: int, shuffle: 
         if batch is SKIP_BATCH:
             continue
         loss = step.train_step(batch, WHOLE if k == 1 else Window(i % k == 0, last, windows(i)))
+        if scaled:  # fp16: one loss-scale update per step, after every optimizer of the step stepped
+            step.update_scale()
         losses.append(loss)
         if len(losses) >= _LOSS_CHUNK and losses[-_LOSS_CHUNK].dim() == 0:
             # Fold the last scalars into one tensor, so a long epoch keeps no heap of tiny tensors.

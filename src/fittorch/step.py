@@ -66,15 +66,17 @@ class Step:
     structured_loss = False  # a custom loss callable gets the output as the model returned it
     after_backward: tuple = ()
     no_sync = None
+    grad_sync = None  # DDP with a step that calls the model's parts itself: averages grads per optimizer
     skip_step = None
+    scale_pending = False  # fp16: an optimizer stepped since the last loss-scale update
     graphed = None
     host = None  # what hooks receive (the Trainer)
     last_output = None  # the newest training step's output (for batch-end hooks)
 
     def bind(self, *, model, loss_fn, optimizers: dict, autocast=contextlib.nullcontext, scaler=None,
              kwargs_input: bool = False, label_key: str | None = None, output_key=None,
-             structured_loss: bool = False, after_backward: tuple = (), no_sync=None, skip_step=None,
-             graphed=None, host=None) -> Step:
+             structured_loss: bool = False, after_backward: tuple = (), no_sync=None, grad_sync=None,
+             skip_step=None, graphed=None, host=None) -> Step:
         """Give the step every part it needs (called by the Trainer once per fit)."""
         self.model, self.loss_fn = model, loss_fn
         self.optimizers = dict(optimizers)
@@ -85,6 +87,7 @@ class Step:
         self.kwargs_input, self.label_key, self.output_key = kwargs_input, label_key, output_key
         self.structured_loss = structured_loss
         self.after_backward, self.no_sync, self.skip_step = tuple(after_backward), no_sync, skip_step
+        self.grad_sync, self.scale_pending = grad_sync, False
         self.graphed, self.host = graphed, host
         self.stepping = self.optimizer  # the optimizer whose step is being prepared (clipping reads it)
         return self
@@ -174,26 +177,39 @@ class Step:
     def optimizer_step(self, name: str | None = None, *, loss: torch.Tensor | None = None) -> bool:
         """Step one optimizer (``name``; default the first), keeping every guarantee.
 
-        Unscales fp16 gradients, runs the ``on_after_backward`` hooks (clipping) for this
-        optimizer's parameters, asks the non-finite guard (``nonfinite="skip"``), then steps.
-        Returns False when the guard skipped the step (weights and state bitwise unchanged).
+        Under DDP with a custom ``train_step`` or ``forward``, first averages this optimizer's
+        gradients over the ranks. Unscales fp16 gradients, runs the ``on_after_backward`` hooks
+        (clipping) for this optimizer's parameters, asks the non-finite guard
+        (``nonfinite="skip"``), then steps. Returns False when the guard skipped the step
+        (weights and state bitwise unchanged). With fp16 the loss scale is updated once per
+        train step, after every optimizer stepped (:meth:`update_scale`, called by the loop).
         """
         opt = self.optimizer if name is None else self.named(name)
         self.stepping = opt
+        if self.grad_sync is not None:  # sync point: an all-reduce of this optimizer's gradients
+            self.grad_sync(self._params[name] if name is not None else self.params_of(opt))
         if self.scaler is not None:
             self.scaler.unscale_(opt)  # so clipping sees the true gradients
+            self.scale_pending = True
         for cb in self.after_backward:
             cb.on_after_backward(self.host)
         if self.skip_step is not None and self.skip_step(loss, opt):  # opt-in: one host sync
-            if self.scaler is not None:
-                self.scaler.update()
             return False
         if self.scaler is not None:
-            self.scaler.step(opt)
-            self.scaler.update()
+            self.scaler.step(opt)  # skips the step by itself when the fp16 gradients overflowed
         else:
             opt.step()
         return True
+
+    def update_scale(self) -> None:
+        """fp16: the loss scale's one update per train step (the loop calls it after ``train_step``).
+
+        Every optimizer of the step was unscaled with the same scale, so an overflow in any of
+        them halves the scale once, and the growth counter counts steps, not optimizers.
+        """
+        if self.scale_pending:
+            self.scaler.update()
+            self.scale_pending = False
 
     def named(self, name: str):
         """The optimizer called ``name`` (a key of ``Trainer(optimizer={...})``)."""
@@ -225,6 +241,13 @@ class Step:
         view = copy.copy(self)
         view.model, view.no_sync = model, None
         return view
+
+
+def runs_model_parts(step) -> bool:
+    """Whether ``step`` overrides ``train_step`` or ``forward``, so it may call the model's parts
+    (``self.model.generator(...)``) rather than the model itself."""
+    cls = type(step)
+    return cls.train_step is not Step.train_step or cls.forward is not Step.forward
 
 
 def check_step(step) -> None:

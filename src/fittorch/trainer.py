@@ -6,7 +6,6 @@ validates the data before any compute, and then hands over to ``loop.fit_loop``.
 
 from __future__ import annotations
 
-import contextlib
 import os
 from collections.abc import Sequence
 
@@ -15,9 +14,10 @@ from torch import nn
 
 from . import dry_run, validation
 from .callbacks.base import Callback, overrides
+from .callbacks.checkpoint import check_unused, checkpoint_dir_of, last_good_hint
 from .data import InMemoryData, first_tensor, make_source, prepare_fit
 from .data.checks import check_num_workers
-from .device import auto_num_threads, resolve_device
+from .device import resolve_device, torch_threads
 from .display import EvalResult
 from . import distributed
 from .errors import ConfigError, NotFittedError
@@ -27,11 +27,12 @@ from .loop import evaluate_source, fit_loop
 from .loop import LoopContext
 from .metrics import MetricSet
 from .optim import build_optimizers
+from .precision import autocast_factory, check_precision, make_scaler
 from .outputs import check_output_key, concat, label_key_for, select, to_cpu_structure
 from .seeding import seed_everything
 from .signals import StopOnSignal
 from .state import TrainState
-from .step import Step, check_step
+from .step import Step, check_step, runs_model_parts
 from .task import OutputKind, check_task, infer_kind, metric_defaults, require_classification
 
 
@@ -103,8 +104,7 @@ class Trainer:
         check_step(step)
         self.dist = distributed.setup(resolve_device(device))  # torchrun's env: process group, rank's device
         self.device = self.dist.device
-        if precision == "fp16" and self.device.type != "cuda":
-            raise ConfigError(f"precision='fp16' needs CUDA (device is {self.device}). Use 'bf16' on the CPU, or 'fp32'.")
+        check_precision(precision, self.device)
         self.model = model.to(self.device)
         self.loss_fn, self.loss_info = resolve_loss(loss)
         if isinstance(self.loss_fn, nn.Module):
@@ -138,13 +138,13 @@ class Trainer:
         self.feature_names: list[str] | None = None  # DataFrame column names seen at fit
         self.preprocess = None  # a fittorch.tabular.TabularPreprocessor given to fit(preprocess=...)
         self.classes: list | None = None  # the original class labels; index i is class i
-        self.checkpoint_dir: str | None = None
         self.fit_params: dict = {}  # this fit's batch_size, shuffle, drop_last, n_train, n_batches
         self.checkpoint_path = None  # the newest checkpoint written or resumed from
         self.stop_signal: int | None = None  # set by fittorch.signals when SIGTERM/SIGINT stopped fit
-        self._add_checkpointing(checkpoint_dir, checkpoint_every_steps, keep_last, monitor)
-        self.scaler = self._make_scaler()
-        self._step_model, self._graphed, self._ddp = self.model, None, None
+        self.checkpoint_dir = checkpoint_dir_of(self.callbacks, checkpoint_dir, every_steps=checkpoint_every_steps,
+                                                keep_last=keep_last, monitor=monitor)
+        self.scaler = make_scaler(precision)
+        self._step_model, self._graphed, self._dist_model = self.model, None, None
         if compile or cuda_graphs:  # opt-in accelerations; each warns and falls back where it can't apply
             from .accel import accelerate
 
@@ -202,7 +202,7 @@ class Trainer:
         self.fit_params = {"batch_size": batch_size, "shuffle": shuffle, "drop_last": drop_last,
                            "n_train": _len(train_src), "n_batches": train_src.num_batches(batch_size, drop_last)}
         was_training = self.model.training
-        with self._threads():
+        with torch_threads(self.num_threads, self.model, self.device):
             self._prepare(train_src, val_src)
             if isinstance(train_src, InMemoryData):
                 train_src = train_src.to(self.device)
@@ -213,7 +213,7 @@ class Trainer:
                 self.state.max_epochs = epochs
             else:
                 if fresh:
-                    self._check_checkpoint_dir_unused()
+                    check_unused(self.checkpoint_dir)
                     seed_everything(self.dist.rank_seed(self.seed))
                 self.state.max_epochs = self.state.epoch + epochs
             try:
@@ -243,7 +243,7 @@ class Trainer:
             validation.check_class_range(src, self.output_kind, "evaluation", self.classes)
         if isinstance(src, InMemoryData):
             src = src.to(self.device)
-        with self._threads():
+        with torch_threads(self.num_threads, self.model, self.device):
             # a plain dict of floats that shows as a table in Jupyter
             return EvalResult(evaluate_source(self._loop_context(batch_size), src, batch_size=batch_size))
 
@@ -276,7 +276,7 @@ class Trainer:
         view = self.step.eval_view(self.dist.eval_model(self.step.model, sync_buffers=False))
         outputs = []
         try:
-            with self._threads():
+            with torch_threads(self.num_threads, self.model, self.device):
                 for inputs, _ in src.batches(batch_size, None, **self.batch_kwargs(src)):
                     out = view.predict_step((inputs, None))
                     outputs.append(to_cpu_structure(out) if structure else select(out, self.output_key).float())
@@ -393,60 +393,30 @@ class Trainer:
         return {} if isinstance(source, InMemoryData) else {"device": self.device}
 
     def last_good_checkpoint_hint(self) -> str:
-        if self.checkpoint_dir:
-            from .checkpoint import latest
-
-            newest = latest(self.checkpoint_dir)
-            if newest is not None:
-                return f"The last good checkpoint is {newest}; resume from it with fit(..., resume='last')."
-            return f"Resume from the last good checkpoint in {self.checkpoint_dir}."
-        return ""
+        return last_good_hint(self.checkpoint_dir)
 
     # -- internals --------------------------------------------------------------------
-    def _add_checkpointing(self, checkpoint_dir, every_steps, keep_last, monitor) -> None:
-        from .callbacks.checkpoint import ModelCheckpoint
-
-        given = [cb for cb in self.callbacks if isinstance(cb, ModelCheckpoint)]
-        if checkpoint_dir is not None:
-            if given:
-                raise ConfigError("Pass either checkpoint_dir=... or a ModelCheckpoint callback, not both.")
-            self.callbacks.append(ModelCheckpoint(checkpoint_dir, every_steps=every_steps, keep_last=keep_last,
-                                                  monitor=monitor))  # last: saves after every other callback
-        elif given:
-            checkpoint_dir = given[-1].directory
-        self.checkpoint_dir = None if checkpoint_dir is None else str(checkpoint_dir)
-
-    def _check_checkpoint_dir_unused(self) -> None:
-        if self.checkpoint_dir is None:
-            return
-        from .checkpoint import latest
-        from .errors import CheckpointError
-
-        if self.checkpoint_dir is not None and latest(self.checkpoint_dir) is not None:
-            raise CheckpointError(
-                f"checkpoint_dir {self.checkpoint_dir} already holds checkpoints of another run "
-                f"(newest: {latest(self.checkpoint_dir).name}), and a new run would mix with them. "
-                "Continue that run with fit(..., resume='last'), pass resume='auto' to continue it when it "
-                "exists, or use an empty checkpoint_dir."
-            )
-
     def _bind_step(self, *, kwargs_input: bool, wrap: bool = False) -> None:
         """Give the step all its parts: the one place that sets them (at construction and per fit)."""
         from .callbacks.guard import NonFiniteGuard
 
-        model = self._step_model
+        model, grad_sync, no_sync = self._step_model, None, None
         if wrap and self.dist.enabled:
-            if self._ddp is None:
-                self._ddp = self.dist.wrap_model(model)  # DDP (once); self.model stays the user's module
-            model = self._ddp
+            parts = runs_model_parts(self.step)
+            # Once. A step that may call the model's parts (self.model.generator) runs the bare
+            # module, and its optimizer_step averages the gradients over the ranks; others get DDP.
+            if self._dist_model is None:
+                self._dist_model = self.dist.replicate(model) if parts else self.dist.wrap_model(model)
+            model = self._dist_model
+            grad_sync, no_sync = (self.dist.average_grads, None) if parts else (None, model.no_sync)
         guard = next((cb for cb in self.callbacks if isinstance(cb, NonFiniteGuard)), None)
         self.step.bind(
-            model=model, loss_fn=self.loss_fn, optimizers=self.optimizers, autocast=self._autocast_factory(),
+            model=model, loss_fn=self.loss_fn, optimizers=self.optimizers, autocast=autocast_factory(self.precision, self.device),
             scaler=self.scaler, kwargs_input=kwargs_input,
             label_key=label_key_for(self.model) if self.loss_fn is None else None, output_key=self.output_key,
             structured_loss=self.loss_fn is not None and self.loss_info is None,
             after_backward=tuple(cb for cb in self.callbacks if overrides(cb, "on_after_backward")),
-            no_sync=model.no_sync if model is self._ddp and self._ddp is not None else None,
+            no_sync=no_sync, grad_sync=grad_sync,
             skip_step=guard.skip_check if guard is not None and self.nonfinite == "skip" else None,
             graphed=self._graphed, host=self)
 
@@ -485,27 +455,6 @@ class Trainer:
     def _check_features(self, src, what: str) -> None:
         validation.check_features(src, self.n_features_in, self.feature_names, what)
 
-    def _autocast_factory(self):
-        if self.precision == "fp32":
-            return contextlib.nullcontext
-        dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
-        device_type = self.device.type
-        return lambda: torch.autocast(device_type=device_type, dtype=dtype)
-
-    def _make_scaler(self):
-        return torch.amp.GradScaler("cuda") if self.precision == "fp16" else None
-
-    @contextlib.contextmanager
-    def _threads(self):
-        n = auto_num_threads(self.model, self.device) if self.num_threads == "auto" else self.num_threads
-        previous = torch.get_num_threads()
-        if n is not None and n != previous:
-            torch.set_num_threads(int(n))
-        try:
-            yield
-        finally:
-            if n is not None and n != previous:
-                torch.set_num_threads(previous)
 
 
 def _len(src) -> int | None:

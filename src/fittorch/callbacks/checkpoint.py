@@ -110,3 +110,47 @@ class ModelCheckpoint(Callback):
         from ..checkpoint import best_by, prune
 
         prune(self.directory, self.keep_last, keep=(best_by(self.directory, self._monitor_name),))
+
+
+def checkpoint_dir_of(callbacks: list, checkpoint_dir, *, every_steps: int, keep_last: int,
+                      monitor: str | None) -> str | None:
+    """``Trainer(checkpoint_dir=...)``: append a :class:`ModelCheckpoint` to ``callbacks`` (last:
+    it saves after every other callback), or read the directory of one the user passed."""
+    given = [cb for cb in callbacks if isinstance(cb, ModelCheckpoint)]
+    if checkpoint_dir is not None:
+        if given:
+            raise ConfigError("Pass either checkpoint_dir=... or a ModelCheckpoint callback, not both.")
+        callbacks.append(ModelCheckpoint(checkpoint_dir, every_steps=every_steps, keep_last=keep_last,
+                                         monitor=monitor))
+    elif given:
+        checkpoint_dir = given[-1].directory
+    return None if checkpoint_dir is None else str(checkpoint_dir)
+
+
+def check_unused(checkpoint_dir: str | None) -> None:
+    """A fresh run must not write into a directory holding another run's checkpoints."""
+    if checkpoint_dir is None:
+        return
+    from ..checkpoint import latest
+    from ..errors import CheckpointError
+
+    newest = latest(checkpoint_dir)
+    if newest is not None:
+        raise CheckpointError(
+            f"checkpoint_dir {checkpoint_dir} already holds checkpoints of another run "
+            f"(newest: {newest.name}), and a new run would mix with them. "
+            "Continue that run with fit(..., resume='last'), pass resume='auto' to continue it when it "
+            "exists, or use an empty checkpoint_dir."
+        )
+
+
+def last_good_hint(checkpoint_dir: str | None) -> str:
+    """The sentence that tells a user where to resume after a failure ('' without checkpoints)."""
+    if not checkpoint_dir:
+        return ""
+    from ..checkpoint import latest
+
+    newest = latest(checkpoint_dir)
+    if newest is not None:
+        return f"The last good checkpoint is {newest}; resume from it with fit(..., resume='last')."
+    return f"Resume from the last good checkpoint in {checkpoint_dir}."
