@@ -244,15 +244,24 @@ def _labelled_csv(tmp_path, labels) -> str:
     return str(tmp_path / "rows.csv")
 
 
-def _library_val_rows(path, fraction, seed):
+def _library_val_rows(path, fraction, seed, loss="cross_entropy"):
     """The rows Trainer.fit((X, y), val=fraction) validates on, read from the 'row' column."""
     from fittorch.data import prepare_fit
     from fittorch.losses import LOSSES
 
     df = pd.read_csv(path)
     X = df[["row", "x"]].to_numpy(np.float32)
-    data = prepare_fit((X, df["kind"].to_numpy(object)), fraction, loss_info=LOSSES["cross_entropy"], seed=seed)
+    y = df["kind"].to_numpy(object) if loss == "cross_entropy" else df[["kind"]].to_numpy(np.float32)
+    data = prepare_fit((X, y), fraction, loss_info=LOSSES[loss], seed=seed)
     return np.sort(data.val.inputs[0][:, 0].numpy().astype(int))
+
+
+def test_cli_val_split_of_a_regression_is_the_librarys_plain_split(tmp_path):
+    path = _labelled_csv(tmp_path, np.random.default_rng(3).normal(size=90))
+    cfg = validate({"data": {"source": path, "target": "kind", "val_split": 0.3}, "seed": 11})
+    prep, splits = prepare_data(cfg)
+    assert prep.task == "regression"
+    np.testing.assert_array_equal(splits.rows["val"], _library_val_rows(path, 0.3, 11, loss="mse"))
 
 
 @pytest.mark.parametrize("seed, fraction", [(0, 0.2), (7, 0.25), (123, 0.3)])
