@@ -189,9 +189,16 @@ def write_script(directory: Path) -> Path:
     return path
 
 
+# Every run of a kill test trains on the CPU, also on a GPU machine: the forked zygote children
+# cannot use CUDA (the parent may have touched it), and all runs must match bit for bit.
+# tests/test_cuda.py covers exact resume on a GPU.
+CPU_ONLY = {"CUDA_VISIBLE_DEVICES": ""}
+
+
 def run(script: Path, ckdir, out, env, *, extra_env=None, epochs=EPOCHS, check=True, timeout=240):
     proc = subprocess.run([sys.executable, str(script), str(ckdir), str(out), str(epochs)],
-                          env={**env, **(extra_env or {})}, capture_output=True, text=True, timeout=timeout)
+                          env={**env, **CPU_ONLY, **(extra_env or {})}, capture_output=True, text=True,
+                          timeout=timeout)
     if check and proc.returncode not in (0,):
         raise AssertionError(f"script failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     return proc
@@ -199,7 +206,8 @@ def run(script: Path, ckdir, out, env, *, extra_env=None, epochs=EPOCHS, check=T
 
 def start(script: Path, ckdir, out, env, *, extra_env=None, epochs=EPOCHS):
     return subprocess.Popen([sys.executable, str(script), str(ckdir), str(out), str(epochs)],
-                            env={**env, **(extra_env or {})}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env={**env, **CPU_ONLY, **(extra_env or {})}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE,
                             text=True)
 
 
@@ -301,9 +309,7 @@ def reference(tmp_path_factory, env, step: str = "") -> Path:
 def zygote(tmp_path_factory, env) -> Zygote:
     """One warm zygote per test session, closed when pytest exits."""
     if "z" not in _ZYGOTES:
-        # CUDA cannot be used in a child forked after the parent touched it (torch may, on import),
-        # so the forked runs train on the CPU; tests/test_cuda.py covers exact resume on a GPU.
-        env = {**env, "CUDA_VISIBLE_DEVICES": ""}
+        env = {**env, **CPU_ONLY}
         _ZYGOTES["z"] = Zygote(tmp_path_factory.mktemp("zygote"), env)
         atexit.register(_ZYGOTES["z"].close)
     return _ZYGOTES["z"]

@@ -138,7 +138,7 @@ def test_training_longer_is_a_normal_resume(tmp_path):
 def test_retention_keeps_the_newest_and_the_best(tmp_path):
     ckdir = tmp_path / "ck"
     # mode="max" on train_loss makes the first epoch the "best", so it must survive pruning.
-    trainer = ft.Trainer(_model(), lr=0.02, progress=False, metrics=[],
+    trainer = ft.Trainer(_model(), lr=0.02, progress=False, metrics=[], device="cpu",
                          callbacks=[ft.callbacks.ModelCheckpoint(ckdir, keep_last=2, monitor="train_loss", mode="max")])
     assert trainer.checkpoint_dir == str(ckdir)
     trainer.fit(_data(), epochs=5, batch_size=8)
@@ -329,7 +329,8 @@ def test_non_finite_weights_are_never_saved(tmp_path):
 
 def test_checkpoint_weights_load_for_inference_with_checks(tmp_path):
     ckdir = tmp_path / "ck"
-    trainer = ft.Trainer(ft.MLP(4, [8], 2), lr=0.02, progress=False, metrics=[], checkpoint_dir=ckdir)
+    trainer = ft.Trainer(ft.MLP(4, [8], 2), lr=0.02, progress=False, metrics=[], checkpoint_dir=ckdir,
+                         device="cpu")  # compared with the weights ft.load gives, on the CPU
     trainer.fit(_data(), epochs=1, batch_size=8)
     rebuilt = ft.load(ck.latest(ckdir))  # a built-in model is rebuilt from model.json's spec
     assert all(torch.equal(a, b) for a, b in zip(rebuilt.parameters(), trainer.model.parameters()))

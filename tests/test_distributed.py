@@ -297,7 +297,7 @@ def single():
             ("dataset", torch.utils.data.TensorDataset(X, y), 32, {}, None),
         ]:
             kw = {"optimizer": "sgd", "model": ns["make_model"], **kw}
-            t = ft.Trainer(kw.pop("model")(), lr=0.1, progress=False, **kw)
+            t = ft.Trainer(kw.pop("model")(), lr=0.1, progress=False, device="cpu", **kw)  # as the gloo ranks
             t.fit(data, val=val, epochs=3, batch_size=bs)
             out[name] = {"weights": _weights(t), "history": t.history.rows}
     finally:
@@ -505,6 +505,17 @@ def test_setup_needs_rank_with_world_size(monkeypatch):
         setup(torch.device("cpu"))
     monkeypatch.setenv("WORLD_SIZE", "1")
     assert not setup(torch.device("cpu")).enabled
+
+
+def test_more_cuda_processes_than_gpus_is_refused_naming_both_ways_out(monkeypatch):
+    """Two ranks on a 1-GPU machine: nccl can't share a GPU, so say so before any collective."""
+    from fittorch.distributed import _rank_device
+
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert _rank_device(torch.device("cuda"), 0, 2) == torch.device("cuda", 0)
+    with pytest.raises(ConfigError, match=r"LOCAL_RANK=1, but this node has 1 visible GPU\(s\).*--nproc N.*"
+                                          r"device='cpu' \(config: device: cpu\)"):
+        _rank_device(torch.device("cuda"), 1, 2)
 
 
 def test_ready_dataloader_gets_a_distributed_sampler():
