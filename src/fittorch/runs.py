@@ -145,7 +145,10 @@ def execute(exp, run_dir: Path, *, resume: bool = False, quiet: bool = False, lo
     if main:
         write_run_json(run_dir, info)
     sizes = ", ".join(f"{k} {v}" for k, v in exp.splits.sizes.items() if v)
-    say(f"{'Resuming' if resume else 'Run'} {run_dir} | task {exp.prep.task} | {sizes} rows | device {trainer.device}")
+    unit = "labels" if exp.prep.task == "multilabel" else "classes"
+    classes = f" ({len(exp.prep.classes)} {unit})" if exp.prep.task != "regression" and exp.prep.classes else ""
+    say(f"{'Resuming' if resume else 'Run'} {run_dir} | task {exp.prep.task}{classes} | {sizes} rows | "
+        f"device {trainer.device}")
     fit_args = dict(exp.fit_kwargs())
     if resume:
         fit_args["resume"] = "last"
