@@ -208,3 +208,55 @@ def test_an_id_like_column_warns_in_one_plain_line_and_bad_tables_exit_2(tmp_pat
     code, err = run_main(["fit", config, "--set", f"data.source={tmp_path / 'empty.csv'}", "--out",
                           str(tmp_path / "runs")])
     assert code == 2 and "column 'empty' is entirely missing" in err.splitlines()[0]
+
+
+def test_multilabel_from_a_config_fit_evaluate_predict_export(tmp_path):
+    """data.target lists the 0/1 label columns: one sigmoid output per label, end to end."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(400, 4))
+    df = pd.DataFrame(X, columns=list("abcd")).assign(color=rng.choice(["red", "blue"], size=400))
+    df["sports"] = (X[:, 0] > 0).astype(int)
+    df["music"] = X[:, 1] > 0.5
+    df["art"] = ((X[:, 2] + X[:, 3] > 0) | (df.color == "red")).astype(int)
+    df.iloc[:300].to_csv(tmp_path / "train.csv", index=False)
+    df.iloc[300:].to_csv(tmp_path / "hold.csv", index=False)
+    df.iloc[300:].drop(columns=["sports", "music", "art"]).to_csv(tmp_path / "new.csv", index=False)
+    (tmp_path / "tags.yaml").write_text(
+        "data: {source: train.csv, target: [sports, music, art], val_split: 0.2}\n"
+        "model: {hidden: [32]}\noptimizer: {lr: 0.01}\ntrain: {epochs: 30}\n")
+    code, err = run_main(["fit", tmp_path / "tags.yaml", "--out", tmp_path / "runs", "--quiet"])
+    run_dir = tmp_path / "runs" / "tags"
+    assert code == 0, err
+    assert read_json(run_dir / "run.json")["task"] == "multilabel"
+    assert read_json(run_dir / "model.json")["preprocessing"]["target"] == ["sports", "music", "art"]
+
+    code, out = run_main(["evaluate", run_dir, tmp_path / "hold.csv", "--json"], stream="stdout")
+    result = json.loads(out)
+    assert code == 0 and {"subset_accuracy", "hamming_loss", "f1_micro"} <= set(result)
+    assert result["subset_accuracy"] > 0.85
+
+    code, err = run_main(["predict", run_dir, tmp_path / "new.csv", "--proba", "-o", tmp_path / "p.csv"])
+    assert code == 0, err
+    preds = pd.read_csv(tmp_path / "p.csv")
+    labels = ["prediction_sports", "prediction_music", "prediction_art"]
+    assert list(preds.columns) == labels + ["proba_sports", "proba_music", "proba_art"]
+    truth = df.iloc[300:][["sports", "music", "art"]].astype(int).to_numpy()
+    assert (preds[labels].to_numpy() == truth).all(axis=1).mean() == pytest.approx(result["subset_accuracy"])
+    np.testing.assert_array_equal(preds[labels].to_numpy(), (preds.iloc[:, 3:].to_numpy() >= 0.5).astype(int))
+
+    code, err = run_main(["predict", run_dir, tmp_path / "hold.csv", "-o", tmp_path / "same.csv"])
+    assert code == 0, err  # a labelled file: the label columns are skipped, as a single target is
+    assert pd.read_csv(tmp_path / "same.csv").equals(preds[labels])
+
+    pytest.importorskip("onnxruntime")
+    code, err = run_main(["export", run_dir])
+    assert code == 0, err
+    code, err = run_main(["predict", run_dir / "model.onnx", tmp_path / "new.csv", "--proba", "-o", tmp_path / "o.csv"])
+    assert code == 0, err
+    onnx = pd.read_csv(tmp_path / "o.csv")
+    assert list(onnx.columns) == list(preds.columns) and onnx[labels].equals(preds[labels])
+    np.testing.assert_allclose(onnx.iloc[:, 3:].to_numpy(), preds.iloc[:, 3:].to_numpy(), atol=1e-5)
+
+
+def read_json(path):
+    return json.loads(Path(path).read_text())

@@ -11,10 +11,6 @@ import time
 import pytest
 
 from fittorch.cli import main
-from fittorch.experiment import supports_checkpoints
-
-needs_checkpoints = pytest.mark.skipif(not supports_checkpoints(),
-                                       reason="this build's Trainer has no checkpoint_dir (checkpoint issue)")
 
 CONFIG = """\
 name: longrun
@@ -36,7 +32,6 @@ def rows(path):
         return list(csv.DictReader(f))
 
 
-@needs_checkpoints
 @pytest.mark.slow
 def test_sigterm_then_resume_finishes_the_run(tmp_path, fittorch_cmd, cli_env):
     cfg = tmp_path / "long.yaml"
@@ -71,7 +66,6 @@ def test_sigterm_then_resume_finishes_the_run(tmp_path, fittorch_cmd, cli_env):
     assert code == 0
 
 
-@needs_checkpoints
 def test_resume_without_a_checkpoint_says_so(tmp_path, capsys):
     run_dir = tmp_path / "r"
     run_dir.mkdir()

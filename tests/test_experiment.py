@@ -25,7 +25,7 @@ def csv_file(tmp_path, n=60, name="train.csv", seed=0):
 def test_sklearn_source_splits_and_label_names():
     cfg = validate({"data": {"source": "sklearn:breast_cancer", "val_split": 0.2, "test_split": 0.1}, "seed": 3})
     prep, splits = prepare_data(cfg)
-    assert prep.task == "classification" and prep.classes == ["malignant", "benign"]
+    assert prep.task == "multiclass" and prep.classes == ["malignant", "benign"]
     assert len(prep.feature_names) == 30 and prep.feature_names[0] == "mean radius"
     assert splits.sizes == {"train": 398, "val": 114, "test": 57}
     X, y = splits.train
@@ -42,7 +42,7 @@ def test_sklearn_source_splits_and_label_names():
 def test_generators_take_params_and_seed():
     cfg = validate({"data": {"source": "sklearn:make_moons", "params": {"n_samples": 100, "noise": 0.1}}})
     prep, splits = prepare_data(cfg)
-    assert prep.task == "classification" and prep.classes == [0, 1] and sum(splits.sizes.values()) == 100
+    assert prep.task == "multiclass" and prep.classes == [0, 1] and sum(splits.sizes.values()) == 100
     cfg = validate({"data": {"source": "sklearn:make_regression", "params": {"n_samples": 50, "n_features": 3}}})
     prep, splits = prepare_data(cfg)
     assert prep.task == "regression" and splits.train[1].shape == (40, 1)
@@ -55,7 +55,7 @@ def test_csv_with_string_labels(tmp_path):
     path, df = csv_file(tmp_path)
     cfg = validate({"data": {"source": str(path), "target": "kind", "val_split": 0.25}})
     prep, splits = prepare_data(cfg)
-    assert prep.task == "classification" and prep.classes == ["cat", "dog", "eel"]
+    assert prep.task == "multiclass" and prep.classes == ["cat", "dog", "eel"]
     assert prep.feature_names == ["a", "b"] and prep.target == "kind"
     train_mean = np.asarray([c["mean"] for c in prep.tabular["numeric"]])
     assert not np.allclose(train_mean, df[["a", "b"]].mean().to_numpy())  # fitted on 45 rows, not all 60
@@ -81,7 +81,7 @@ def test_task_inference_and_regression_target(tmp_path):
     (pd.DataFrame({"a": [np.nan], "b": [2.0]}), "missing or infinite"),
 ])
 def test_column_checks(frame, match):
-    prep = Preprocessing(task="classification", feature_names=["a", "b"], target="kind", classes=["x", "y"])
+    prep = Preprocessing(task="multiclass", feature_names=["a", "b"], target="kind", classes=["x", "y"])
     with pytest.raises(DataError, match=match):
         prep.frame_to_X(frame.drop(columns=["kind"], errors="ignore"), "new.csv")
 
@@ -93,7 +93,7 @@ def test_columns_are_reordered_by_name():
 
 
 def test_unknown_label_is_an_error():
-    prep = Preprocessing(task="classification", feature_names=["a"], classes=["cat", "dog"])
+    prep = Preprocessing(task="multiclass", feature_names=["a"], classes=["cat", "dog"])
     with pytest.raises(DataError, match="never saw: bird"):
         prep.encode(np.array(["cat", "bird"]), "eval.csv")
 
@@ -233,3 +233,176 @@ def test_import_target_is_found_in_the_working_directory(tmp_path, monkeypatch):
     (pkg / "broken.py").write_text("import not_installed_dep_14\n")
     with pytest.raises(ConfigError, match="importing it failed: .*not_installed_dep_14"):
         import_target("mypkg14.broken:Net")
+
+
+# -- one split policy: the CLI's data.val_split is the library's fit(val=...) ---------------------
+def _labelled_csv(tmp_path, labels) -> str:
+    n = len(labels)
+    df = pd.DataFrame({"row": np.arange(n, dtype=float), "x": np.random.default_rng(1).normal(size=n),
+                       "kind": labels})
+    df.to_csv(tmp_path / "rows.csv", index=False)
+    return str(tmp_path / "rows.csv")
+
+
+def _library_val_rows(path, fraction, seed, loss="cross_entropy"):
+    """The rows Trainer.fit((X, y), val=fraction) validates on, read from the 'row' column."""
+    from fittorch.data import prepare_fit
+    from fittorch.losses import LOSSES
+
+    df = pd.read_csv(path)
+    X = df[["row", "x"]].to_numpy(np.float32)
+    y = df["kind"].to_numpy(object) if loss == "cross_entropy" else df[["kind"]].to_numpy(np.float32)
+    data = prepare_fit((X, y), fraction, loss_info=LOSSES[loss], seed=seed)
+    return np.sort(data.val.inputs[0][:, 0].numpy().astype(int))
+
+
+def test_cli_val_split_of_a_regression_is_the_librarys_plain_split(tmp_path):
+    path = _labelled_csv(tmp_path, np.random.default_rng(3).normal(size=90))
+    cfg = validate({"data": {"source": path, "target": "kind", "val_split": 0.3}, "seed": 11})
+    prep, splits = prepare_data(cfg)
+    assert prep.task == "regression"
+    np.testing.assert_array_equal(splits.rows["val"], _library_val_rows(path, 0.3, 11, loss="mse"))
+
+
+@pytest.mark.parametrize("seed, fraction", [(0, 0.2), (7, 0.25), (123, 0.3)])
+def test_cli_val_split_is_the_librarys(tmp_path, seed, fraction):
+    labels = np.array(["cat"] * 50 + ["dog"] * 30 + ["eel"] * 7, dtype=object)
+    labels = labels[np.random.default_rng(seed).permutation(len(labels))]
+    path = _labelled_csv(tmp_path, labels)
+    cfg = validate({"data": {"source": path, "target": "kind", "val_split": fraction}, "seed": seed})
+    _, splits = prepare_data(cfg)
+    np.testing.assert_array_equal(splits.rows["val"], _library_val_rows(path, fraction, seed))
+    counts = pd.Series(labels[splits.rows["val"]]).value_counts()
+    assert abs(counts["eel"] - 7 * fraction) <= 1  # stratified: the rare class keeps its share
+
+
+def test_cli_and_library_refuse_the_same_unsplittable_data(tmp_path):
+    """A class with one member cannot be stratified: neither side falls back to a random split."""
+    labels = np.array(["a", "b"] * 40 + ["rare"], dtype=object)
+    path = _labelled_csv(tmp_path, labels)
+    with pytest.raises(DataError) as lib:
+        _library_val_rows(path, 0.2, 0)
+    with pytest.raises(DataError) as cli:
+        prepare_data(validate({"data": {"source": path, "target": "kind", "val_split": 0.2}}))
+    for message in (str(lib.value), str(cli.value)):
+        assert "1 class(es) have fewer than 2 samples ('rare' (1 sample))" in message, message
+    assert str(cli.value).startswith("data.val_split: 0.2:")
+    assert "a separate data.val file" in str(cli.value) and "data.stratify: false" in str(cli.value)
+    # data.stratify: false is the CLI's way out: a plain seeded split, every row used once
+    _, splits = prepare_data(validate({"data": {"source": path, "target": "kind", "val_split": 0.2,
+                                                "stratify": False}}))
+    assert sorted(np.concatenate([splits.rows["train"], splits.rows["val"]]).tolist()) == list(range(81))
+
+
+def test_cli_refuses_a_split_too_small_for_the_classes_like_the_library(tmp_path):
+    labels = np.array(["a", "b", "c"] * 4, dtype=object)
+    path = _labelled_csv(tmp_path, labels)
+    with pytest.raises(DataError, match="12 samples and 3 classes"):
+        _library_val_rows(path, 0.1, 0)
+    with pytest.raises(DataError, match=r"data.test_split: 0.1 cannot split 12 samples and 3 classes.*data.test file"):
+        prepare_data(validate({"data": {"source": path, "target": "kind", "val_split": 0.0, "test_split": 0.1}}))
+
+
+def test_test_split_then_val_split_are_both_stratified_fractions_of_all_rows(tmp_path):
+    labels = np.array(["a"] * 120 + ["b"] * 60 + ["c"] * 20, dtype=object)
+    path = _labelled_csv(tmp_path, labels)
+    _, splits = prepare_data(validate({"data": {"source": path, "target": "kind", "val_split": 0.2,
+                                                "test_split": 0.1}, "seed": 5}))
+    assert splits.sizes == {"train": 140, "val": 40, "test": 20}
+    for part, share in (("val", 0.2), ("test", 0.1)):
+        counts = pd.Series(labels[splits.rows[part]]).value_counts()
+        assert dict(counts) == {"a": 120 * share, "b": 60 * share, "c": 20 * share}
+    rows = np.concatenate(list(splits.rows.values()))
+    assert sorted(rows.tolist()) == list(range(200))
+
+
+# -- the task vocabulary: binary, multiclass, regression in a config -----------------------------
+def test_task_binary_is_one_logit_with_bce_with_logits():
+    cfg = validate({"data": {"source": "sklearn:breast_cancer"}, "task": "binary", "train": {"epochs": 1}})
+    exp = build_experiment(cfg, quiet=True)
+    assert exp.prep.task == "binary" and exp.prep.binary_output and exp.prep.n_outputs == 1
+    assert exp.trainer.loss_info.name == "bce_with_logits" and exp.trainer.metric_specs == ["accuracy"]
+    assert exp.splits.train[1].dtype == np.float32 and exp.splits.train[1].shape[1] == 1
+
+
+def test_task_binary_with_three_classes_names_them_and_the_fix():
+    with pytest.raises(ConfigError, match=r"task binary \(one output, loss bce_with_logits\) is for two classes, but "
+                                          r"the target has 3: setosa, versicolor, virginica. Use task: multiclass"):
+        prepare_data(validate({"data": {"source": "sklearn:iris"}, "task": "binary"}))
+
+
+@pytest.mark.parametrize("raw, task, outputs", [
+    ({"data": {"source": "sklearn:breast_cancer"}}, "multiclass", 2),  # as 0.2 trained it: one output per class
+    ({"data": {"source": "sklearn:breast_cancer"}, "loss": "bce_with_logits"}, "binary", 1),
+    ({"data": {"source": "sklearn:diabetes"}}, "regression", 1),
+    ({"data": {"source": "sklearn:iris"}, "loss": "cross_entropy"}, "multiclass", 3),
+])
+def test_inferred_task_uses_the_four_names(raw, task, outputs):
+    prep, _ = prepare_data(validate(raw))
+    assert (prep.task, prep.n_outputs) == (task, outputs)
+
+
+def test_legacy_classification_config_trains_the_same_model_as_before():
+    from fittorch.task import LegacyTaskWarning
+
+    with pytest.warns(LegacyTaskWarning, match="read as task: multiclass"):
+        old = validate({"data": {"source": "sklearn:breast_cancer"}, "task": "classification"})
+    new = validate({"data": {"source": "sklearn:breast_cancer"}})
+    assert old.task == "multiclass" and old.to_dict()["task"] == "multiclass"  # written with the new name
+    (p_old, s_old), (p_new, s_new) = prepare_data(old), prepare_data(new)
+    assert p_old.to_dict() == p_new.to_dict()
+    np.testing.assert_array_equal(s_old.rows["val"], s_new.rows["val"])
+
+
+def test_legacy_preprocessing_record_is_read_with_the_new_names():
+    one_logit = Preprocessing.from_dict({"task": "classification", "feature_names": ["a"], "classes": ["n", "y"],
+                                         "binary_output": True})
+    per_class = Preprocessing.from_dict({"task": "classification", "feature_names": ["a"], "classes": ["n", "y"]})
+    assert (one_logit.task, one_logit.n_outputs) == ("binary", 1)
+    assert (per_class.task, per_class.n_outputs) == ("multiclass", 2)
+    assert per_class.to_dict()["task"] == "multiclass"
+
+
+# -- multilabel from a config: data.target lists the 0/1 label columns ---------------------------
+def multilabel_csv(tmp_path, n=200, seed=0, name="tags.csv"):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 3))
+    df = pd.DataFrame({"a": X[:, 0], "b": X[:, 1], "c": X[:, 2], "color": rng.choice(["red", "blue"], size=n),
+                       "sports": (X[:, 0] > 0).astype(int), "music": X[:, 1] > 0.5,  # 0/1 and true/false
+                       "art": ((X[:, 2] > 0) | (rng.random(n) < 0.1)).astype(int)})
+    df.to_csv(tmp_path / name, index=False)
+    return tmp_path / name, df
+
+
+def test_a_list_of_target_columns_is_a_multilabel_task(tmp_path):
+    path, df = multilabel_csv(tmp_path)
+    cfg = validate({"data": {"source": str(path), "target": ["sports", "music", "art"], "val_split": 0.25}})
+    exp = build_experiment(cfg, quiet=True)
+    prep, splits = exp.prep, exp.splits
+    assert prep.task == "multilabel" and prep.classes == ["sports", "music", "art"] and prep.n_outputs == 3
+    assert prep.feature_names == ["a", "b", "c", "color"]
+    y = splits.train[1]
+    assert y.dtype == np.float32 and y.shape == (150, 3)
+    expected = df[["sports", "music", "art"]].astype(float).to_numpy()[splits.rows["train"]]
+    np.testing.assert_array_equal(y, expected)
+    assert exp.trainer.loss_info.name == "bce_with_logits"
+    assert exp.trainer.metric_specs == ["subset_accuracy", "hamming_loss", "f1_micro"]
+    rows, proba = prep.decode(torch.tensor([[3.0, -3.0, 0.5]]))
+    assert rows == [[1, 0, 1]] and proba.shape == (1, 3)
+
+
+def test_a_label_column_that_is_not_0_1_is_refused_by_name(tmp_path):
+    path, df = multilabel_csv(tmp_path)
+    df["art"] = df["art"].astype(object)
+    df.loc[[3, 7], "art"] = ["2", "maybe"]
+    df.to_csv(path, index=False)
+    with pytest.raises(DataError, match=r"label column 'art' holds 2, maybe; a multilabel target is one 0/1"):
+        prepare_data(validate({"data": {"source": str(path), "target": ["sports", "music", "art"]}}))
+    with pytest.raises(DataError, match=r"no label column 'arts'.*Did you mean 'art'"):
+        prepare_data(validate({"data": {"source": str(path), "target": ["sports", "arts"]}}))
+
+
+def test_a_mistyped_feature_column_gets_a_suggestion(tmp_path):
+    path, _ = csv_file(tmp_path)
+    with pytest.raises(ConfigError, match=r"data.features names 'bb', which is not a column.*Did you mean 'b'"):
+        prepare_data(validate({"data": {"source": str(path), "target": "kind", "features": ["a", "bb"]}}))

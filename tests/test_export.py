@@ -257,7 +257,7 @@ def test_gap_filling_and_missing_flags_are_folded_column_by_column(tmp_path):
         logits = model(torch.from_numpy(inputs)).numpy()
     expected = {"logits": logits, "probabilities": torch.softmax(torch.from_numpy(logits), 1).numpy()}
     module = ServingModule(model, head="softmax", fold=fold)
-    contract = make_contract("classification", ["features"], "softmax", ["a", "b", "c"], ["x", "y", "z"], fold, "t")
+    contract = make_contract("multiclass", ["features"], "softmax", ["a", "b", "c"], ["x", "y", "z"], fold, "t")
     for fmt in ("onnx", "pt2"):
         result = _export(module, raw, contract, expected, tmp_path / f"m.{fmt}", fmt, 1e-5, "rows", "m")
         assert result.parity.max_abs_diff < 1e-5

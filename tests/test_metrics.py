@@ -98,6 +98,11 @@ def test_bad_metric_names_say_what_to_do():
         MetricSet.build(["f1"], OutputKind("regression"), CPU)
     with pytest.raises(ConfigError, match="does not apply to a multiclass task"):
         MetricSet.build(["r2"], OutputKind("multiclass", num_classes=3), CPU)
+    for name, kind in (("subset_accuracy", OutputKind("multiclass", num_classes=3)),
+                       ("hamming_loss", OutputKind("binary"))):  # multilabel-only names: no raw KeyError
+        with pytest.raises(ConfigError, match=f"'{name}' does not apply to a {kind.task} task. Metrics for "
+                                              f"{kind.task}: accuracy"):
+            MetricSet.build([name], kind, CPU)
     with pytest.raises(ConfigError, match="expected a metric name"):
         MetricSet.build([3], OutputKind("binary"), CPU)
 

@@ -248,3 +248,80 @@ def test_the_fast_run_json_check_knows_every_field_and_passes_real_files(tmp_pat
     assert read_run_json(run_dir) == {"status": "finished", "epochs": "3"}
     (run_dir / "run.json").write_text('{"status": "finished", "epochs": [3]}')
     assert read_run_json(run_dir)["status"] == "damaged"
+
+
+# -- run folders written by fittorch 0.1/0.2 name the task "classification" ----------------------
+def _rewrite_task(run_dir, old: str, new: str) -> None:
+    """Make ``run_dir`` look as 0.2 wrote it: every stored task name ``old`` becomes ``new``."""
+    import hashlib
+
+    cfg = run_dir / "config.yaml"
+    cfg.write_text(cfg.read_text().replace(f"task: {old}", f"task: {new}"))
+    for name, paths in (("run.json", [("task",)]), ("model.json", [("task",), ("preprocessing", "task")])):
+        data = json.loads((run_dir / name).read_text())
+        for path in paths:
+            node = data
+            for key in path[:-1]:
+                node = node[key]
+            assert node[path[-1]] == old, (name, path)
+            node[path[-1]] = new
+        (run_dir / name).write_text(json.dumps(data))
+    for ckpt in (run_dir / "checkpoints").iterdir():  # the config each checkpoint was trained with
+        state = json.loads((ckpt / "state.json").read_text())
+        assert state["config"]["run_config"]["task"] in (old, new)  # new: kept from an earlier rewrite
+        state["config"]["run_config"]["task"] = new
+        data = json.dumps(state).encode()
+        (ckpt / "state.json").write_bytes(data)
+        manifest = json.loads((ckpt / "manifest.json").read_text())
+        manifest["files"]["state.json"] = {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+        (ckpt / "manifest.json").write_text(json.dumps(manifest))
+
+
+@pytest.mark.filterwarnings("ignore::fittorch.task.LegacyTaskWarning")
+@pytest.mark.parametrize("task, loss", [("multiclass", None), ("binary", "bce_with_logits")])
+def test_a_run_folder_of_0_2_naming_the_task_classification_still_works(tmp_path, task, loss):
+    import contextlib
+    import io
+
+    import pandas as pd
+
+    from fittorch.cli import main
+
+    def cli(*argv):
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main([str(a) for a in argv])
+        assert code == 0, (argv, err.getvalue())
+        return out.getvalue()
+
+    source = "sklearn:iris" if task == "multiclass" else "sklearn:breast_cancer"
+    (tmp_path / "old.yaml").write_text(
+        f"name: old\ndata: {{source: '{source}', val_split: 0.2}}\ntask: {task}\n"
+        + (f"loss: {loss}\n" if loss else "") + "train: {epochs: 2, batch_size: 32}\noptimizer: {lr: 0.01}\n")
+    cli("fit", tmp_path / "old.yaml", "--out", tmp_path / "runs", "--quiet")
+    run_dir = tmp_path / "runs" / "old"
+    before = json.loads(cli("evaluate", run_dir, source, "--json"))
+    cli("predict", run_dir, source, "--proba", "--output", tmp_path / "before.csv")
+    _rewrite_task(run_dir, task, "classification")
+
+    with pytest.warns(FutureWarning, match=f"task 'classification' is the old name; it is read as task: {task}"):
+        assert json.loads(cli("evaluate", run_dir, source, "--json")) == before
+    cli("predict", run_dir, source, "--proba", "--output", tmp_path / "after.csv")
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "after.csv"), pd.read_csv(tmp_path / "before.csv"))
+    cli("report", run_dir)
+    assert "old" in cli("runs", tmp_path / "runs")
+    _, prep, _ = load_run(run_dir)
+    assert prep.task == task
+
+    cli("resume", run_dir, "--epochs", "3", "--quiet")  # the checkpoint's "classification" is no change
+    assert read_run_json(run_dir)["epochs"] == 3
+    assert f"task: {task}" in (run_dir / "config.yaml").read_text()  # written with today's name
+    assert json.loads((run_dir / "model.json").read_text())["preprocessing"]["task"] == task
+    assert read_run_json(run_dir)["task"] == task
+
+    pytest.importorskip("onnxruntime")
+    _rewrite_task(run_dir, task, "classification")  # and an export of the old folder names the task anew
+    from fittorch.serving import OnnxModel
+
+    cli("export", run_dir)
+    assert OnnxModel(run_dir / "model.onnx").task == task

@@ -139,3 +139,47 @@ def test_the_onnx_predict_path_imports_no_torch_even_where_the_package_init_does
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = pd.read_csv(tmp_path / "out.csv")
     assert len(out) == len(pd.read_csv(NEW)) and list(out.columns)[:2] == ["prediction", "proba_setosa"]
+
+
+def test_the_contract_uses_the_task_names_and_a_0_2_file_saying_classification_still_predicts(exported, tmp_path):
+    import json
+
+    import onnx
+
+    _, onnx_file = exported
+    model = OnnxModel(onnx_file)
+    assert model.task == "multiclass" and model.is_classifier
+    proto = onnx.load(str(onnx_file))
+    for entry in proto.metadata_props:  # as fittorch 0.2's export wrote it
+        if entry.key == "fittorch":
+            entry.value = json.dumps({**json.loads(entry.value), "task": "classification"})
+        if entry.key == "task":
+            entry.value = "classification"
+    onnx.save(proto, str(tmp_path / "old.onnx"))
+    old = OnnxModel(tmp_path / "old.onnx")
+    assert old.task == "classification" and old.is_classifier
+    df = pd.read_csv(NEW)
+    pd.testing.assert_frame_equal(old.predict_frame(df, "new", proba=True), model.predict_frame(df, "new", proba=True))
+
+
+def test_a_multilabel_export_predicts_one_0_1_column_per_label(tmp_path):
+    import torch
+    from torch import nn
+
+    import fittorch as ft
+
+    torch.manual_seed(0)
+    X = pd.DataFrame(np.random.default_rng(0).normal(size=(300, 4)).astype(np.float32), columns=list("abcd"))
+    Y = np.stack([X["a"] > 0, X["b"] > 0.5, X["c"] + X["d"] > 0], axis=1).astype(np.float32)
+    trainer = ft.Trainer(nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 3)), loss="bce_with_logits",
+                         lr=0.02, progress=False)
+    trainer.fit((X, Y), epochs=20)
+    trainer.export(tmp_path / "ml.onnx", example=X.to_numpy()[:8].copy())
+    model = OnnxModel(tmp_path / "ml.onnx")
+    assert model.task == "multilabel" and model.is_classifier
+    frame = model.predict_frame(X, "X", proba=True)
+    labels = [c for c in frame.columns if c.startswith("prediction_")]
+    assert len(labels) == 3 and len(frame.columns) == 6
+    expected = np.asarray(trainer.predict(X, labels=True))
+    np.testing.assert_array_equal(frame[labels].to_numpy(), expected)
+    assert (frame[labels].to_numpy() == Y).mean() > 0.9

@@ -26,6 +26,20 @@ def test_the_vocabulary_is_four_names_and_classification_is_refused_with_the_cho
         ft.Trainer(nn.Linear(6, 3), task="multi_class", progress=False)
 
 
+def test_the_predicates_and_the_reading_of_the_old_name():
+    from fittorch.task import has_class_labels, is_classification, task_guess, task_metrics, upgrade_task
+
+    assert [is_classification(t) for t in (*TASKS, "classification", None)] == [True, True, True, False, True, False]
+    assert [has_class_labels(t) for t in (*TASKS, "classification")] == [True, True, False, False, True]
+    assert upgrade_task("classification", binary=True) == "binary"
+    assert upgrade_task("classification", binary=False) == "multiclass"
+    assert upgrade_task("regression", binary=True) == "regression"
+    assert "Did you mean 'multiclass'" in task_guess("clasification") and "old name" in task_guess("clasification")
+    assert task_guess("regresion") == " Did you mean 'regression'?"
+    assert task_metrics("multilabel") == ["subset_accuracy", "hamming_loss", "f1_micro"]
+    assert task_metrics("binary") == ["accuracy"] and task_metrics("regression") == ["r2"]
+
+
 def test_a_custom_loss_with_task_multiclass_gets_accuracy_and_labels():
     X, y = _clf()
     t = ft.Trainer(nn.Linear(6, 3), loss=lambda out, t: nn.functional.cross_entropy(out, t), task="multiclass",

@@ -12,6 +12,7 @@ type expected. ``--set key.path=value`` overrides any key and goes through the s
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Any, Literal
 
@@ -20,9 +21,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from .errors import ConfigError, did_you_mean
 from . import safeio
 from .safeio import atomic_write
+from .task import LEGACY, TASKS, LegacyTaskWarning, default_loss, task_guess, upgrade_task
 from .tuning.space import SearchConfig
 
-Task = Literal["classification", "regression"]
+Task = Literal[TASKS]  # fittorch.task's one vocabulary; the legacy "classification" is read too
 SKLEARN_DATASETS = ("iris", "wine", "digits", "breast_cancer", "diabetes")
 SKLEARN_GENERATORS = ("make_classification", "make_regression", "make_moons")
 MAX_WIDTH = 1 << 20  # one hidden layer's width
@@ -34,7 +36,8 @@ class _Section(BaseModel):
 
 class DataConfig(_Section):
     source: str = Field(description="sklearn:NAME, sklearn:make_* or a .csv/.parquet/.npz path")
-    target: str | None = Field(None, description="label column of a tabular file ('y' for .npz)")
+    target: str | list[str] | None = Field(None, description="label column of a tabular file ('y' for .npz); "
+                                                              "task multilabel: the list of 0/1 label columns")
     features: list[str] | None = Field(None, description="use only these columns (default: all but target)")
     params: dict[str, Any] = Field(default_factory=dict, description="arguments of a sklearn:make_* generator")
     val: str | None = Field(None, description="a separate validation file (instead of val_split)")
@@ -53,6 +56,18 @@ class DataConfig(_Section):
                                                     "the unknown level")
     missing_indicator: bool = Field(False, description="add a 0/1 input per numeric column that had gaps")
 
+    @field_validator("target")
+    @classmethod
+    def _targets(cls, value):
+        if isinstance(value, list) and (len(value) < 2 or len(set(value)) < len(value)):
+            raise ValueError(f"data.target lists {value}; several target columns (task multilabel) need at least 2 "
+                             "distinct names. For one column write target: NAME")
+        return value
+
+    def target_columns(self) -> list[str]:
+        """The target column(s): one for binary/multiclass/regression, the label columns for multilabel."""
+        return [] if self.target is None else [self.target] if isinstance(self.target, str) else list(self.target)
+
     @model_validator(mode="after")
     def _check(self):
         both = sorted(set(self.numeric or ()) & set(self.categorical or ()))
@@ -63,13 +78,17 @@ class DataConfig(_Section):
         if outside:
             raise ValueError(f"data.numeric/data.categorical name {outside[0]!r}, which is not in data.features; "
                              "add it there or remove it")
-        if self.target is not None and self.target in [*(self.numeric or ()), *(self.categorical or ()),
-                                                        *(self.features or ())]:
-            raise ValueError(f"data.target {self.target!r} is also listed as an input column; remove it there")
+        inputs = {*(self.numeric or ()), *(self.categorical or ()), *(self.features or ())}
+        for target in self.target_columns():
+            if target in inputs:
+                raise ValueError(f"data.target {target!r} is also listed as an input column; remove it there")
         if self.val_split + self.test_split >= 1.0:
             raise ValueError(f"data.val_split ({self.val_split}) + data.test_split ({self.test_split}) leaves no "
                              "training rows; their sum must be below 1")
         if self.source.startswith("sklearn:"):
+            if isinstance(self.target, list):
+                raise ValueError(f"data.target lists label columns, but {self.source} has its own single target; "
+                                 "several 0/1 label columns (task multilabel) come from a .csv/.parquet file")
             name = self.source.split(":", 1)[1]
             known = SKLEARN_DATASETS + SKLEARN_GENERATORS
             if name not in known:
@@ -168,8 +187,10 @@ class Config(_Section):
     seed: int = Field(0, ge=0, lt=2**32, description="seeds the splits, the initial weights and the data order")
     data: DataConfig
     model: ModelConfig = Field(default_factory=ModelConfig)
-    task: Task | None = Field(None, description="inferred from the loss or the target when omitted")
-    loss: str | None = Field(None, description="default: cross_entropy (classification), mse (regression)")
+    task: Task | None = Field(None, description="binary, multiclass, multilabel or regression; inferred from the "
+                                                "loss, the source or the target when omitted")
+    loss: str | None = Field(None, description="default: bce_with_logits (binary), cross_entropy (multiclass), "
+                                               "mse (regression)")
     optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
     scheduler: SchedulerConfig | None = Field(None, description="an LR schedule, or null")
     train: TrainConfig = Field(default_factory=TrainConfig)
@@ -191,11 +212,65 @@ class Config(_Section):
             return None
         return _ALIASES.get(value.lower()) or _known("loss", value.lower(), LOSSES)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_task(cls, raw):
+        return upgrade_config(raw)
+
+    @model_validator(mode="after")
+    def _task_and_loss(self):
+        several = isinstance(self.data.target, list)
+        if self.task == "multilabel" and not several:
+            raise ValueError("task multilabel trains several 0/1 label columns: list them as data.target: [a, b, c] "
+                             f"(a file source; data.target is {self.data.target!r})")
+        if several and self.task not in (None, "multilabel"):
+            raise ValueError(f"data.target lists {len(self.data.target)} columns, which is task multilabel (one 0/1 "
+                             f"column per label); task {self.task} trains one column. Write task: multilabel (or "
+                             "leave task out), or name one target column")
+        if self.model.type == "mlp" and self.loss in _NEEDS_PROBABILITIES:
+            stable, last = _NEEDS_PROBABILITIES[self.loss]
+            raise ValueError(f"loss {self.loss} takes {last} outputs, but model type mlp outputs raw scores (logits). "
+                             f"Use loss: {stable} (the same loss on logits, computed stably), or model.type: import "
+                             f"with a model that ends in {last}")
+        task = self.task or ("multilabel" if several else None)
+        implied = loss_task(self.loss)
+        if implied == "binary" and task == "multilabel":
+            implied = "multilabel"  # bce on several 0/1 columns
+        if task is not None and implied is not None and implied != task:
+            why = " (data.target lists several 0/1 columns)" if several else ""
+            other = "name one target column" if several else f"task: {implied}"
+            raise ValueError(f"task {task!r}{why} does not go with loss {self.loss!r}, a {implied} loss. Use "
+                             f"loss: {default_loss(task)} (or leave loss out) for task: {task}, or {other} for "
+                             "this loss")
+        return self
+
     def to_dict(self) -> dict:
         d = self.model_dump(mode="json")
         if d.get("search") is None:  # only a tune config has one; saved run configs stay as they were
             d.pop("search", None)
         return d
+
+
+def upgrade_config(raw):
+    """A raw config dict with ``task: classification`` (fittorch 0.1/0.2) read as what it trained: binary
+    with a bce loss (one output), else multiclass (one output per class). :func:`validate` says so once."""
+    if isinstance(raw, dict) and isinstance(raw.get("task"), str):
+        task = raw["task"].strip().lower()
+        raw = {**raw, "task": upgrade_task(task, binary=loss_task(raw.get("loss")) == "binary")}
+    return raw
+
+
+_NEEDS_PROBABILITIES = {"bce": ("bce_with_logits", "sigmoid"), "nll": ("cross_entropy", "log_softmax")}
+
+
+def loss_task(loss) -> str | None:
+    """The task a loss name implies (binary, multiclass, regression), or None for no or an unknown name."""
+    if not isinstance(loss, str):
+        return None
+    from .losses import _ALIASES, LOSSES
+
+    info = LOSSES.get(_ALIASES.get(loss.lower(), loss.lower()))
+    return None if info is None else info.task
 
 
 def _known(kind: str, value: str, choices) -> str:
@@ -333,6 +408,12 @@ def _section_type(annotation) -> type[BaseModel] | None:
 
 def validate(raw: dict, source: str = "config") -> Config:
     """The checked config, or one ConfigError listing every problem pydantic found (one per line)."""
+    if isinstance(raw, dict) and isinstance(raw.get("task"), str) and raw["task"].strip().lower() == LEGACY:
+        new = upgrade_task(LEGACY, binary=loss_task(raw.get("loss")) == "binary")
+        model = f"one output, loss {raw.get('loss')}" if new == "binary" else "one output per class"
+        warnings.warn(f"{source}: task 'classification' is the old name; it is read as task: {new}, the same "
+                      f"model as before ({model}). Write task: {new} (tasks: {', '.join(TASKS)}).",
+                      LegacyTaskWarning, stacklevel=2)
     try:
         return Config.model_validate(raw)
     except ValidationError as exc:
@@ -370,8 +451,8 @@ def _one_error(err: dict, source: str) -> str:
         return f"{source}: {msg}." if msg.startswith(("data.", "model.")) or not loc else f"{source}: '{key}': {msg}."
     if etype == "literal_error":
         expected = err.get("ctx", {}).get("expected", "")
-        return (f"{source}: '{key}' is {given!r}; expected one of {expected}."
-                f"{did_you_mean(str(given), _literal_choices(expected))}")
+        guess = task_guess(str(given)) if key == "task" else did_you_mean(str(given), _literal_choices(expected))
+        return f"{source}: '{key}' is {given!r}; expected one of {expected}.{guess}"
     kind = etype.rsplit("_", 1)[0] if etype.endswith(("_parsing", "_type")) else etype.removesuffix("_from_float")
     if kind in _TYPE_WORDS:
         return f"{source}: '{key}' must be {_TYPE_WORDS[kind]}, but it is {given!r} ({type(given).__name__})."

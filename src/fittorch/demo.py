@@ -71,7 +71,7 @@ def run_demo(*, epochs: int = 100, batch_size: int = 32, lr: float = 1e-3, seed:
                         total_seconds=train_seconds)  # curves.png, confusion_matrix.png, report.html
     preprocessing = {"standardize": {"mean": scaler.mean_.tolist(), "scale": scaler.scale_.tolist()}}
     trainer.save(out / "model.safetensors", metadata={"preprocessing": preprocessing,
-                                                      "classes": [0, 1], "task": "classification"})
+                                                      "classes": [0, 1], "task": "multiclass"})
     accuracy = trainer.evaluate((X_test, y_test))["accuracy"]
 
     reloaded = load_model(out / "model.safetensors")  # a fresh instance, rebuilt from model.json

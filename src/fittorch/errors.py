@@ -46,6 +46,7 @@ class TrainingError(FittorchError, RuntimeError):
 
 def did_you_mean(value: str, choices: Iterable[str]) -> str:
     """Return ``" Did you mean 'x'?"`` for the closest choice, or ``""``."""
+    choices = [str(c) for c in choices]  # read twice below: a generator would be empty the second time
     matches = difflib.get_close_matches(str(value).lower(), [c.lower() for c in choices], n=1, cutoff=0.5)
     if not matches:
         return ""

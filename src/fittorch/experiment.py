@@ -16,16 +16,17 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import SKLEARN_DATASETS, Config
+from .config import SKLEARN_DATASETS, Config, loss_task
 from .errors import ConfigError, DataError, ModelError
-from .preprocess import Preprocessing, _plain, numeric_matrix
+from .preprocess import Preprocessing, _plain, _short, numeric_matrix
 from .tabular import TabularPreprocessor, n_rows
+from .task import default_loss as task_default_loss
+from .task import has_class_labels, task_metrics
 
 __all__ = ["Experiment", "Preprocessing", "Splits", "build_experiment", "build_model", "build_trainer",
            "prepare_data", "numeric_matrix", "import_target"]
 
 _CLASSIFICATION_SOURCES = {"iris", "wine", "digits", "breast_cancer", "make_classification", "make_moons"}
-_CLASS_LOSSES = {"cross_entropy", "ce", "crossentropy", "nll", "bce", "bce_with_logits", "binary_cross_entropy"}
 _MAX_INT_CLASSES = 20  # an integer target with at most this many values is taken as class labels
 
 
@@ -56,16 +57,34 @@ def read_frame(path: str, cfg_data, what: str):
 
         cols = ", ".join(map(str, read_table(path).columns))
         raise ConfigError(f"data.target is not set: name the label column of {path} (columns: {cols}).")
-    X, y = load_xy(path, target, check=False)
+    if isinstance(target, list):  # multilabel: one 0/1 column per label
+        X, y = label_columns(path, target)
+    else:
+        X, y = load_xy(path, target, check=False)
     if cfg_data.features is not None:
         missing = [c for c in cfg_data.features if c not in X.columns]
         if missing:
             from .errors import did_you_mean
 
             raise ConfigError(f"data.features names {missing[0]!r}, which is not a column of {path}."
-                              f"{did_you_mean(missing[0], map(str, X.columns))}")
+                              f"{did_you_mean(missing[0], [str(c) for c in X.columns])}")
         X = X[list(cfg_data.features)]
     return X, y
+
+
+def label_columns(path, targets: list[str]):
+    """(features DataFrame, label DataFrame) of a multilabel file; empty label cells are refused by row."""
+    from .data.files import check_target_present, read_table
+    from .errors import did_you_mean
+
+    df = read_table(path)
+    for target in targets:
+        if target not in df.columns:
+            columns = [str(c) for c in df.columns]
+            raise DataError(f"{path} has no label column {target!r} (data.target lists {targets})."
+                            f"{did_you_mean(target, columns)} Columns: {_short(columns)}.")
+        check_target_present(df[target], target, path)
+    return df.drop(columns=targets), df[targets]
 
 
 def load_sklearn(name: str, params: dict, seed: int):
@@ -91,19 +110,23 @@ def load_sklearn(name: str, params: dict, seed: int):
 
 
 def infer_task(cfg: Config, y, sklearn_name: str | None) -> str:
+    """A name of :mod:`fittorch.task`: the config's; multilabel for a list of target columns; else the
+    loss's, the source's, or the target column's (text, bool, or at most 20 distinct integers: multiclass)."""
     if cfg.task:
         return cfg.task
+    if isinstance(cfg.data.target, list):
+        return "multilabel"
     if cfg.loss:
-        return "classification" if cfg.loss.lower() in _CLASS_LOSSES else "regression"
+        return loss_task(cfg.loss)
     if sklearn_name:
-        return "classification" if sklearn_name in _CLASSIFICATION_SOURCES else "regression"
+        return "multiclass" if sklearn_name in _CLASSIFICATION_SOURCES else "regression"
     import pandas as pd
 
     s = pd.Series(np.asarray(y).ravel()) if not isinstance(y, pd.Series) else y
     if pd.api.types.is_bool_dtype(s) or not pd.api.types.is_numeric_dtype(s):
-        return "classification"
+        return "multiclass"
     if pd.api.types.is_integer_dtype(s) and s.nunique() <= _MAX_INT_CLASSES:
-        return "classification"
+        return "multiclass"
     return "regression"
 
 
@@ -133,32 +156,33 @@ def prepare_data(cfg: Config) -> tuple[Preprocessing, Splits]:
         raise DataError(f"data.source {d.source} has {len(X_all)} row(s); training needs at least 2.")
     task = infer_task(cfg, y_all, name)
     y_np = np.asarray(y_all)
-    if task == "classification" and classes is None:
+    if has_class_labels(task) and classes is None:
         pools = [y_np] + [np.asarray(e[1]) for e in (extra_val, extra_test) if e is not None]
         classes = _sorted_classes(np.concatenate(pools))
         if len(classes) < 2:
             raise DataError(f"The target {d.target or 'y'!r} has a single value ({classes[0]!r}); "
-                            "classification needs at least 2 classes.")
+                            f"task {task} needs at least 2 classes.")
     if task == "regression":
         y_num = pd.to_numeric(pd.Series(y_np.ravel()), errors="coerce")
         if y_num.isna().any():
             raise DataError(f"task is regression, but the target {d.target or 'y'!r} holds non-numbers "
-                            f"(e.g. {y_np.ravel()[y_num.isna().to_numpy()][0]!r}). Set task: classification, "
+                            f"(e.g. {y_np.ravel()[y_num.isna().to_numpy()][0]!r}). Set task: multiclass, "
                             "or clean the column.")
         y_np = y_num.to_numpy(dtype=np.float64)
+    if task == "binary" and len(classes) != 2:
+        raise ConfigError(f"task binary (one output, loss {cfg.loss or task_default_loss(task)}) is for two "
+                          f"classes, but the target has {len(classes)}: {_short(classes)}. Use task: multiclass "
+                          "(loss cross_entropy).")
+    if task == "multilabel":
+        classes = list(d.target)  # the labels are the target columns, in order
     prep = Preprocessing(task=task, feature_names=[], target=d.target, classes=classes,
-                         binary_output=task == "classification" and (cfg.loss or "") in ("bce_with_logits", "bce"))
-    if prep.binary_output and len(classes) != 2:
-        raise ConfigError(f"loss {cfg.loss} is for two classes, but the target has {len(classes)}. Use cross_entropy.")
-
-    idx = np.arange(len(X_all))
-    strat = y_np if (task == "classification" and d.stratify) else None
-    test_frac = 0.0 if extra_test is not None else d.test_split
-    val_frac = 0.0 if extra_val is not None else d.val_split
-    idx, test_idx = _split(idx, test_frac, strat, cfg.seed)
-    idx, val_idx = _split(idx, val_frac / (1.0 - test_frac) if val_frac else 0.0,
-                          None if strat is None else strat[idx], cfg.seed)
-    train_idx = idx
+                         binary_output=task == "binary")
+    if task == "multilabel":  # every label cell checked once, naming the file
+        y_np = prep.encode(y_np, f"data.source {d.source}")
+    strat = prep.encode(y_np, "data") if (has_class_labels(task) and d.stratify) else None
+    train_idx, val_idx, test_idx = split_rows(len(X_all), strat, classes, seed=cfg.seed,
+                                              val_frac=0.0 if extra_val is not None else d.val_split,
+                                              test_frac=0.0 if extra_test is not None else d.test_split)
     # with data.features the other columns are already gone: an ignore entry for them is moot
     ignore = [c for c in d.ignore if d.features is None or c in X_all.columns]
     tab = TabularPreprocessor(numeric=d.numeric, categorical=d.categorical, ignore=ignore,
@@ -188,20 +212,33 @@ def prepare_data(cfg: Config) -> tuple[Preprocessing, Splits]:
     return prep, splits
 
 
-def _split(idx, frac, strat, seed):
-    if not frac:
-        return idx, idx[:0]
-    from sklearn.model_selection import train_test_split
+def split_rows(n: int, codes, classes, *, seed: int, val_frac: float, test_frac: float):
+    """Sorted (train, val, test) row positions: fittorch's one split policy (:mod:`fittorch.data.split`).
 
-    n_hold = int(np.ceil(frac * len(idx)))
-    if n_hold < 1 or n_hold >= len(idx):
-        raise DataError(f"A split of {frac:.2f} of {len(idx)} rows leaves an empty part; use a larger data "
-                        "set or another split fraction.")
-    try:
-        keep, hold = train_test_split(idx, test_size=n_hold, random_state=seed, stratify=strat)
-    except ValueError:  # a class too small to stratify: fall back to a plain random split
-        keep, hold = train_test_split(idx, test_size=n_hold, random_state=seed)
-    return np.sort(keep), np.sort(hold)
+    The test rows are held out first, then ``val_frac`` of all rows from the rest; both splits are
+    stratified by the class ``codes`` (None: regression, or ``data.stratify: false``).
+    """
+    from .data.split import split_indices
+
+    y = None if codes is None else np.asarray(codes).reshape(n, -1)[:, 0].astype(np.int64)
+    idx = np.arange(n)
+    test_idx = idx[:0]
+    if test_frac:
+        keep, hold = split_indices(n, test_frac, seed=seed, y=y, classes=classes, words=_words("test", test_frac))
+        idx, test_idx = idx[keep], idx[hold]
+    val_idx = idx[:0]
+    if val_frac:
+        keep, hold = split_indices(len(idx), val_frac / (1.0 - test_frac), seed=seed, y=None if y is None else y[idx],
+                                   classes=classes, words=_words("val", val_frac))
+        idx, val_idx = idx[keep], idx[hold]
+    return idx, val_idx, test_idx
+
+
+def _words(part: str, fraction: float) -> dict:
+    """How a split refusal names the config's key (see ``fittorch.data.checks.SPLIT_WORDS``)."""
+    key = f"data.{part}_split"
+    return {"name": f"{key}: {fraction}", "key": key, "part": "validation" if part == "val" else "test",
+            "explicit": f"a separate data.{part} file (or data.stratify: false for a plain random split)"}
 
 
 def _bad_features(d, names):
@@ -341,32 +378,22 @@ def build_callbacks(cfg: Config, run_dir: Path | None, has_val: bool) -> list:
 
 
 def default_loss(cfg: Config, prep: Preprocessing) -> str:
-    return cfg.loss or ("cross_entropy" if prep.task == "classification" else "mse")
+    return cfg.loss or task_default_loss(prep.task)
 
 
 def default_metrics(cfg: Config, prep: Preprocessing) -> list[str]:
     if cfg.metrics is not None:
         return list(cfg.metrics)
-    return ["accuracy"] if prep.task == "classification" else ["r2"]
+    return task_metrics(prep.task)
 
 
 def checkpoint_kwargs(cfg: Config, run_dir: Path | None, has_val: bool) -> dict:
-    """Checkpoint settings for the Trainer, passed only where this build's Trainer takes them."""
-    from .trainer import Trainer
-
-    params = inspect.signature(Trainer.__init__).parameters
-    if run_dir is None or "checkpoint_dir" not in params:
+    """The Trainer's checkpoint settings for a run folder (none without one)."""
+    if run_dir is None:
         return {}
     monitor = cfg.monitor if (has_val or not cfg.monitor.startswith("val_")) else "train_loss"
-    wanted = {"checkpoint_dir": str(run_dir / "checkpoints"), "checkpoint_every_steps": cfg.train.checkpoint_every_steps,
-              "keep_last": cfg.train.keep_last, "monitor": monitor}
-    return {k: v for k, v in wanted.items() if k in params}
-
-
-def supports_checkpoints() -> bool:
-    from .trainer import Trainer
-
-    return "checkpoint_dir" in inspect.signature(Trainer.__init__).parameters
+    return {"checkpoint_dir": str(run_dir / "checkpoints"), "checkpoint_every_steps": cfg.train.checkpoint_every_steps,
+            "keep_last": cfg.train.keep_last, "monitor": monitor}
 
 
 @dataclass

@@ -99,9 +99,9 @@ def _build(name: str, kind: OutputKind):
         return table[name](), "probs"
     if kind.task == "multilabel":
         return _multilabel(name, kind.num_classes)
-    if name in REGRESSION:
+    if name in REGRESSION or name not in CLASSIFICATION:  # e.g. subset_accuracy: multilabel only
         raise ConfigError(f"Metric '{name}' does not apply to a {kind.task} task. "
-                          f"Metrics for classification: {', '.join(CLASSIFICATION)}.")
+                          f"Metrics for {kind.task}: {', '.join(CLASSIFICATION)}.")
     base, _, average = name.partition("_") if name.split("_")[-1] in AVERAGES else (name, "", "")
     if name == "log_loss":
         return _log_loss_metric(), "probs"

@@ -15,15 +15,16 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from .errors import DataError
+from .task import upgrade_task
 
 
 @dataclass
 class Preprocessing:
     """Everything between a table and the model's tensors, as plain data (saved in model.json)."""
 
-    task: str  # classification | regression
+    task: str  # binary | multiclass | multilabel | regression (fittorch.task); the old "classification" is upgraded
     feature_names: list[str]
-    target: str | None = None
+    target: str | list[str] | None = None  # multilabel: the 0/1 label columns (also ``classes``)
     mean: list[float] | None = None
     scale: list[float] | None = None
     classes: list | None = None
@@ -32,6 +33,10 @@ class Preprocessing:
     binary_output: bool = False  # one logit (bce_with_logits) instead of one output per class
     tabular: dict | None = None  # TabularPreprocessor state (docs/data.md, "The saved JSON")
     last_unknown: dict = field(default_factory=dict, repr=False, compare=False)  # of the last frame_to_X
+
+    def __post_init__(self):
+        self.task = upgrade_task(self.task, binary=self.binary_output)  # a model.json of fittorch 0.1/0.2
+        self.binary_output = self.binary_output or self.task == "binary"
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -52,6 +57,12 @@ class Preprocessing:
         if self.tabular is None:
             return None
         return TabularPreprocessor.from_dict(self.tabular, "model.json 'preprocessing.tabular'")
+
+    @property
+    def target_columns(self) -> list[str]:
+        """The column(s) a labelled table holds the target in (``y`` when none was named)."""
+        target = self.target or "y"
+        return [target] if isinstance(target, str) else list(target)
 
     @property
     def n_inputs(self) -> int:
@@ -102,6 +113,8 @@ class Preprocessing:
             if self.target_mean is not None:
                 y = (y - self.target_mean) / self.target_scale
             return y.astype(np.float32)
+        if self.task == "multilabel":
+            return _indicators(y, self.classes, what)
         import pandas as pd
 
         try:  # vectorised; -1 marks a label outside the known classes
@@ -127,6 +140,9 @@ class Preprocessing:
             if self.target_mean is not None:
                 values = values * self.target_scale + self.target_mean
             return values.tolist(), None
+        if self.task == "multilabel":  # rows of 0/1 per label, and each label's probability
+            proba = torch.sigmoid(out.reshape(len(out), -1)).double().numpy()
+            return (proba >= 0.5).astype(np.int64).tolist(), proba
         if self.binary_output:
             p1 = torch.sigmoid(out.reshape(-1)).double().numpy()
             proba = np.stack([1 - p1, p1], axis=1)
@@ -135,6 +151,28 @@ class Preprocessing:
         idx = proba.argmax(axis=1)
         return [self.classes[i] for i in idx], proba
 
+
+
+def _indicators(y, labels: list, what: str) -> np.ndarray:
+    """Multilabel targets -> float32 [N, C] 0/1; anything but 0/1 (or true/false) is refused by column."""
+    import pandas as pd
+
+    frame = pd.DataFrame(np.asarray(y, dtype=object).reshape(len(y), -1))
+    if frame.shape[1] != len(labels):
+        raise DataError(f"{what} has {frame.shape[1]} label column(s); the model was trained on {len(labels)}: "
+                        f"{_short(labels)}.")
+    out = np.empty(frame.shape, dtype=np.float32)
+    for j, label in enumerate(labels):
+        values = pd.to_numeric(frame[j].map(lambda v: int(v) if isinstance(v, (bool, np.bool_)) else v),
+                               errors="coerce")
+        bad = ~values.isin([0, 1])
+        if bad.any():
+            shown = sorted({str(v) for v in frame[j][bad]})[:5]
+            raise DataError(f"{what}: label column {label!r} holds {', '.join(shown)}; a multilabel target is one 0/1 "
+                            "(or true/false) column per label. Recode that column, or train it as its own "
+                            "multiclass or regression target.")
+        out[:, j] = values.to_numpy(dtype=np.float32)
+    return out
 
 
 def numeric_matrix(df, what: str) -> np.ndarray:

@@ -19,6 +19,7 @@ import platform
 from pathlib import Path
 
 from .safeio import atomic_write
+from .task import has_class_labels
 
 STATUS_TEXT = {
     "finished": "finished: ran every epoch",
@@ -363,7 +364,7 @@ def write_run_artifacts(trainer, run_dir: str | os.PathLike, *, val=None, config
         history.plot(written["curves"], title=name or run_dir.name, best=best)
     kind = trainer.output_kind if trainer is not None else None
     finished = run.get("status") in ("finished", "stopped", "loaded")
-    if val is not None and finished and kind is not None and kind.task in ("binary", "multiclass") and len(history):
+    if val is not None and finished and kind is not None and has_class_labels(kind.task) and len(history):
         matrix = confusion_matrix_on(trainer, val)
         written["confusion_matrix"] = run_dir / "confusion_matrix.png"
         plot_confusion_matrix(matrix, written["confusion_matrix"], labels=labels)

@@ -61,12 +61,9 @@ def versions() -> dict:
 
     out = {"fittorch": __version__, "torch": torch.__version__, "numpy": numpy.__version__,
            "python": platform.python_version()}
-    try:
-        import sklearn
+    import sklearn
 
-        out["scikit-learn"] = sklearn.__version__
-    except ImportError:  # pragma: no cover
-        pass
+    out["scikit-learn"] = sklearn.__version__
     return out
 
 
@@ -185,6 +182,7 @@ def execute(exp, run_dir: Path, *, resume: bool = False, quiet: bool = False, lo
     started = time.time()
     if resume:
         info.setdefault("resumed", []).append({"at": now(), "command": command_line()})
+        info["task"] = exp.prep.task  # a folder of fittorch 0.1/0.2 said "classification"
     else:
         info.update({"name": run_dir.name, "started": now(), "command": command_line(), "versions": versions(),
                      "task": exp.prep.task, "source": cfg.data.source, "sizes": exp.splits.sizes,
@@ -194,7 +192,10 @@ def execute(exp, run_dir: Path, *, resume: bool = False, quiet: bool = False, lo
     if main:
         write_run_json(run_dir, info)
     sizes = ", ".join(f"{k} {v}" for k, v in exp.splits.sizes.items() if v)
-    say(f"{'Resuming' if resume else 'Run'} {run_dir} | task {exp.prep.task} | {sizes} rows | device {trainer.device}")
+    unit = "labels" if exp.prep.task == "multilabel" else "classes"
+    classes = f" ({len(exp.prep.classes)} {unit})" if exp.prep.task != "regression" and exp.prep.classes else ""
+    say(f"{'Resuming' if resume else 'Run'} {run_dir} | task {exp.prep.task}{classes} | {sizes} rows | "
+        f"device {trainer.device}")
     fit_args = dict(exp.fit_kwargs())
     if resume:
         fit_args["resume"] = "last"
@@ -270,13 +271,10 @@ def _finish(run_dir, info, trainer, started, status, error=None, val=None):
     info["restored_best_epoch"] = getattr(trainer.state, "restored_best_epoch", None)
     checkpoint = getattr(trainer, "checkpoint_path", None)
     info["checkpoint"] = str(checkpoint) if checkpoint else None
-    try:  # what the report shows, recorded so `fittorch report` rebuilds the same page from the files
-        from .report import summary_text, system_info
+    from .report import summary_text, system_info  # what the report shows, so `fittorch report` rebuilds it
 
-        info["system"] = system_info(trainer)
-        info["model_summary"] = summary_text(trainer, val)
-    except ImportError:  # pragma: no cover - builds without the report module
-        pass
+    info["system"] = system_info(trainer)
+    info["model_summary"] = summary_text(trainer, val)
     info.pop("pid", None)
     write_run_json(run_dir, info)
 
@@ -384,6 +382,7 @@ def saved_run_config(checkpoint_dir: str | os.PathLike) -> dict | None:
     """The config the newest intact checkpoint was trained with (``None`` when it records none)."""
     from . import schemas
     from .checkpoint import store
+    from .config import upgrade_config
 
     for path in reversed(store.list_checkpoints(checkpoint_dir)):
         try:
@@ -393,7 +392,7 @@ def saved_run_config(checkpoint_dir: str | os.PathLike) -> dict | None:
         except CheckpointError:
             continue  # damaged: resume falls back past it as well
         config = (raw.get("config") or {}).get("run_config")
-        return config if isinstance(config, dict) else None
+        return upgrade_config(config) if isinstance(config, dict) else None  # 0.2's task names read as today
     return None
 
 

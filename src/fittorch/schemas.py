@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .strictjson import MAX_DEPTH, MAX_STR, loads  # noqa: F401 - MAX_DEPTH, loads: part of this API
+from .task import LEGACY, TASKS, is_classification
 
 MAX_DIM = 1 << 31  # one tensor dimension
 MAX_ITEMS = 1 << 20  # features, classes, files, parameters
@@ -82,9 +83,9 @@ class StateJson(_Lenient):
 
 # -- model.json and run.json --------------------------------------------------------------------
 class PreprocessingSchema(_Lenient):
-    task: Literal["classification", "regression"]
+    task: Literal[(*TASKS, LEGACY)]  # "classification": a model.json of fittorch 0.1/0.2, read as it trained
     feature_names: list[Name] = Field(max_length=MAX_ITEMS)
-    target: Name | None = None
+    target: Name | list[Name] | None = None  # multilabel: the label columns
     mean: list[Finite] | None = Field(None, max_length=MAX_ITEMS)
     scale: list[Annotated[float, Field(gt=0.0, allow_inf_nan=False)]] | None = Field(None, max_length=MAX_ITEMS)
     classes: list[Label] | None = Field(None, max_length=MAX_ITEMS)
@@ -100,8 +101,8 @@ class PreprocessingSchema(_Lenient):
             if values is not None and len(values) != n:
                 raise ValueError(f"preprocessing.{key} has {len(values)} value(s) for {n} feature(s); "
                                  "it needs one per feature")
-        if self.task == "classification" and (self.classes is None or len(self.classes) < 1):
-            raise ValueError("preprocessing.classes is missing for a classification model")
+        if is_classification(self.task) and (self.classes is None or len(self.classes) < 1):
+            raise ValueError(f"preprocessing.classes is missing for a {self.task} model")
         if self.classes is not None and len({str(c) for c in self.classes}) != len(self.classes):
             raise ValueError("preprocessing.classes holds duplicate labels")
         return self

@@ -17,6 +17,7 @@ import numpy as np
 
 from .errors import ConfigError, DataError
 from .preprocess import Preprocessing
+from .task import has_class_labels, is_classification
 
 METADATA_KEY = "fittorch"  # the contract, as JSON, in the ONNX file's metadata_props
 MAX_MODEL_BYTES = 2 * 1024**3  # protobuf's own limit for one ONNX file
@@ -65,7 +66,12 @@ class OnnxModel:
 
     @property
     def task(self) -> str:
+        """binary, multiclass, multilabel or regression (a file exported by fittorch 0.2 says "classification")."""
         return self.contract.get("task", "regression")
+
+    @property
+    def is_classifier(self) -> bool:
+        return is_classification(self.task)
 
     @property
     def classes(self) -> list | None:
@@ -92,14 +98,22 @@ class OnnxModel:
         if not self.feature_names:
             raise DataError(f"{self.path} records no feature names; feed it arrays with onnxruntime directly.")
         columns = Preprocessing(task=self.task, feature_names=list(self.feature_names))
-        return columns.frame_to_X(df, what, allow=(self.contract.get("target") or "y",))
+        target = self.contract.get("target") or "y"  # a multilabel model's are a list
+        return columns.frame_to_X(df, what, allow=(target,) if isinstance(target, str) else tuple(target))
 
     def predict_frame(self, df, what: str, *, proba: bool = False):
         """A DataFrame with ``prediction`` (original labels or target units) and ``proba_<class>`` columns."""
         import pandas as pd
 
         out = self.run(self.features_of(df, what))
-        if self.task != "classification":
+        if self.task == "multilabel":  # one 0/1 column per label (probabilities from a logits or a bce model)
+            p = out["probabilities"] if "probabilities" in out else out["prediction"]
+            names = self.classes or [str(i) for i in range(p.shape[1])]
+            frame = pd.DataFrame({f"prediction_{n}": (p[:, i] >= 0.5).astype(np.int64) for i, n in enumerate(names)})
+            for i, name in enumerate(names if proba else ()):
+                frame[f"proba_{name}"] = p[:, i].astype(np.float64)
+            return frame
+        if not has_class_labels(self.task):
             return pd.DataFrame({"prediction": out["prediction"].reshape(len(df), -1)[:, 0].astype(np.float64)})
         probabilities = out["probabilities"]
         classes = self.classes or list(range(probabilities.shape[1]))

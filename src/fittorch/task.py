@@ -19,13 +19,21 @@ probabilities); metrics and ``predict(labels=True)`` read it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import torch
+from .errors import ConfigError, DataTypeError, ModelError, did_you_mean, unknown_name
 
-from .errors import ConfigError, DataTypeError, ModelError, unknown_name
+if TYPE_CHECKING:  # this module imports no torch: the config, the CLI and ONNX serving use it too
+    import torch
 
 TASKS = ("binary", "multiclass", "multilabel", "regression")
 CLASSIFICATION = ("binary", "multiclass", "multilabel")
+LABEL_TASKS = ("binary", "multiclass")  # one class label per row: encoded, stratified, decoded to names
+LEGACY = "classification"  # fittorch 0.1/0.2's name for binary and multiclass, still read from old files
+
+
+class LegacyTaskWarning(FutureWarning):
+    """A file names the task ``"classification"`` (fittorch 0.1/0.2); it is read as binary or multiclass."""
 
 
 @dataclass(frozen=True)
@@ -37,11 +45,52 @@ class OutputKind:
     logits: bool = True  # binary/multilabel: output is a logit (bce_with_logits) or a probability (bce)
 
 
+def task_guess(value: str) -> str:
+    """" Did you mean ...?" for a mistyped task name; a near-miss of the old "classification" gets the new names."""
+    guess = did_you_mean(value, (*TASKS, LEGACY))
+    if LEGACY in guess:
+        return (" Did you mean 'multiclass' (one label of C per row) or 'binary'? 'classification' is the old name "
+                "of both.")
+    return guess
+
+
 def check_task(task) -> None:
     if task is not None and task not in TASKS:
         hint = (" 'classification' is ambiguous here: use 'multiclass' (one label of C per sample), 'binary' "
                 "or 'multilabel' (several 0/1 labels per sample).") if task == "classification" else ""
         raise unknown_name("task", task, TASKS, hint.strip())
+
+
+def is_classification(task: str | None) -> bool:
+    """binary, multiclass or multilabel (also the legacy ``"classification"`` of old run files)."""
+    return task in CLASSIFICATION or task == LEGACY
+
+
+def has_class_labels(task: str | None) -> bool:
+    """One class label per row (binary, multiclass): labels are encoded, stratified and decoded."""
+    return task in LABEL_TASKS or task == LEGACY
+
+
+def upgrade_task(task: str | None, *, binary: bool) -> str | None:
+    """A task read from a file written by fittorch 0.1/0.2: ``"classification"`` -> ``"binary"`` when the
+    model has one output per sample (``binary``: bce / bce_with_logits), else ``"multiclass"`` (one output
+    per class, as it was trained). Other names pass unchanged."""
+    if task == LEGACY:
+        return "binary" if binary else "multiclass"
+    return task
+
+
+def default_loss(task: str) -> str:
+    """The loss a run uses when its config names none."""
+    return {"binary": "bce_with_logits", "multiclass": "cross_entropy", "multilabel": "bce_with_logits"}.get(
+        task, "mse")
+
+
+def task_metrics(task: str) -> list[str]:
+    """``metrics="auto"``: what each task reports by default."""
+    if task == "multilabel":
+        return ["subset_accuracy", "hamming_loss", "f1_micro"]
+    return ["accuracy"] if task in LABEL_TASKS else ["r2"]
 
 
 def task_of_loss(loss_info) -> str | None:
@@ -52,7 +101,7 @@ def task_of_loss(loss_info) -> str | None:
 def label_task(loss_info, task: str | None = None) -> str | None:
     """``"multiclass"``, ``"binary"`` or None: whether targets are class labels to encode."""
     task = task or task_of_loss(loss_info)
-    return task if task in ("multiclass", "binary") else None
+    return task if task in LABEL_TASKS else None
 
 
 def is_soft_target(target, output=None) -> bool:
@@ -137,9 +186,7 @@ def check_output_target(output: torch.Tensor, target, loss_info, task: str | Non
 
 def metric_defaults(kind: OutputKind) -> list[str]:
     """``metrics="auto"``: what each task reports by default."""
-    if kind.task == "multilabel":
-        return ["subset_accuracy", "hamming_loss", "f1_micro"]
-    return ["accuracy"] if kind.task in ("multiclass", "binary") else ["r2"]
+    return task_metrics(kind.task)
 
 
 def require_classification(kind: OutputKind | None, what: str) -> None:

@@ -40,13 +40,14 @@ def labelled_data(cfg, prep, data: str | None):
         df, y = _sklearn_frame(cfg, prep, data)
         return data, prep.frame_to_X(df, data), prep.encode(np.asarray(y), data)
     df = read_table(data)
-    target = prep.target or "y"
-    if target not in df.columns:
-        raise DataError(f"{data} has no target column {target!r}, which evaluate needs to score the model. "
-                        f"To predict unlabelled rows use: fittorch predict RUN_DIR {data}")
-    check_target_present(df[target], target, data)
-    return data, prep.frame_to_X(df.drop(columns=[target]), data, allow=_ignored(cfg, df)), \
-        prep.encode(df[target].to_numpy(), data)
+    targets = prep.target_columns
+    for target in targets:
+        if target not in df.columns:
+            raise DataError(f"{data} has no target column {target!r}, which evaluate needs to score the model. "
+                            f"To predict unlabelled rows use: fittorch predict RUN_DIR {data}")
+        check_target_present(df[target], target, data)
+    y = df[targets[0]].to_numpy() if len(targets) == 1 else df[targets].to_numpy()
+    return data, prep.frame_to_X(df.drop(columns=targets), data, allow=_ignored(cfg, df)), prep.encode(y, data)
 
 
 def feature_data(cfg, prep, data: str):
@@ -59,7 +60,7 @@ def feature_data(cfg, prep, data: str):
     if fast is not None:
         return fast
     df = read_table(data)
-    return prep.frame_to_X(df, data, allow=(prep.target or "y", *_ignored(cfg, df)))
+    return prep.frame_to_X(df, data, allow=(*prep.target_columns, *_ignored(cfg, df)))
 
 
 def _small_csv_features(cfg, prep, data: str):

@@ -57,8 +57,9 @@ def predict_run(args):
 
     run_dir = check_run_dir(args.run_dir)
     cfg, prep, trainer = load_run(run_dir, trust_code=args.trust_code)
-    if args.proba and prep.task != "classification":
-        raise ConfigError("--proba is for classification runs; this run is a regression.")
+    if args.proba and prep.task == "regression":
+        raise ConfigError("--proba is for classification runs (binary, multiclass, multilabel); this run is a "
+                          "regression.")
     X = feature_data(cfg, prep, args.data)
     note_unknown(prep)
     outputs = trainer.predict(X, batch_size=args.batch_size)
@@ -72,10 +73,22 @@ def predict_run(args):
             raise TrainingError(msg + " Nothing was written (--strict).")
         print(f"fittorch: warning: {msg} Those rows are left empty.", file=sys.stderr)
     predictions, proba = prep.decode(outputs)
+    if prep.task == "multilabel":  # one 0/1 column per label, as predict on the exported .onnx writes them
+        import pandas as pd
+
+        return _per_label(pd, predictions, proba, prep.classes, bad, args.proba)
     out = {"prediction": [None if b else p for p, b in zip(predictions, bad.tolist())]}
     if args.proba:
         for i, name in enumerate(prep.classes):
             out[f"proba_{name}"] = proba[:, i].tolist()
+    return out
+
+
+def _per_label(pd, predictions, proba, labels, bad, with_proba: bool):
+    out = pd.DataFrame(predictions, columns=[f"prediction_{n}" for n in labels]).astype("Int64")
+    out.loc[bad.numpy(), :] = pd.NA  # never shown as a label
+    for i, name in enumerate(labels if with_proba else ()):
+        out[f"proba_{name}"] = proba[:, i]
     return out
 
 
@@ -85,8 +98,8 @@ def predict_onnx(args):
     from ..serving import OnnxModel, read_table
 
     model = OnnxModel(args.run_dir)
-    if args.proba and model.task != "classification":
-        raise ConfigError("--proba is for classification models; this one is a regression.")
+    if args.proba and not model.is_classifier:
+        raise ConfigError(f"--proba is for classification models; this one is a {model.task}.")
     if args.data.startswith("sklearn:"):
         raise ConfigError("Predicting with an .onnx file reads a .csv or .parquet file; sklearn: sources need the "
                           "run directory (fittorch predict RUN_DIR sklearn:...).")

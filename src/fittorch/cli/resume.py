@@ -35,14 +35,10 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     from pathlib import Path
 
-    from ..errors import CheckpointError
-    from ..experiment import supports_checkpoints
     from ..rundir import RunLock
     from ..runs import check_run_dir
 
     run_dir = Path(check_run_dir(args.run_dir))
-    if not supports_checkpoints():
-        raise CheckpointError("This fittorch build has no checkpoint support, so runs cannot be resumed.")
     with RunLock(run_dir):  # one writer per run: a second resume (or a fit) of it is refused
         return _resume(args, run_dir)
 

@@ -271,34 +271,40 @@ def cannot_split(source, fraction) -> ConfigError:
     )
 
 
-def check_stratifiable(y: np.ndarray, fraction: float, classes: list | None) -> None:
+SPLIT_WORDS = {"name": "val={fraction}", "key": "val fraction", "part": "validation",
+               "explicit": "val=(X_val, y_val)"}
+"""How split refusals name the split and the explicit alternative; the CLI passes its config keys."""
+
+
+def check_stratifiable(y: np.ndarray, fraction: float, classes: list | None, words: dict = SPLIT_WORDS) -> None:
     values, counts = np.unique(y, return_counts=True)
     names = [classes[v] if classes is not None and 0 <= v < len(classes) else v.item() for v in values]
     rare = [(n, int(c)) for n, c in zip(names, counts) if c < 2]
     if rare:
         shown = ", ".join(f"{n!r} ({c} sample)" for n, c in rare[:5])
         raise DataError(
-            f"val={fraction}: {len(rare)} class(es) have fewer than 2 samples ({shown}), so a split would "
-            "leave them with no training sample (or no validation sample). Add samples of those classes, "
-            "drop them, or pass val=(X_val, y_val) explicitly."
+            f"{words['name'].format(fraction=fraction)}: {len(rare)} class(es) have fewer than 2 samples ({shown}), "
+            f"so a split would leave them with no training sample (or no {words['part']} sample). Add samples of "
+            f"those classes, drop them, or pass {words['explicit']} explicitly."
         )
 
 
-def split_failed(n: int, fraction: float, y, exc: Exception) -> DataError:
+def split_failed(n: int, fraction: float, y, exc: Exception, words: dict = SPLIT_WORDS) -> DataError:
     classes = "" if y is None else f" and {len(np.unique(y))} classes"
     return DataError(
-        f"val={fraction} cannot split {n} samples{classes}: {str(exc).splitlines()[0]} "
-        "Use a larger fraction or more data, or pass val=(X_val, y_val) explicitly."
+        f"{words['name'].format(fraction=fraction)} cannot split {n} samples{classes}: {str(exc).splitlines()[0]} "
+        f"Use a larger fraction or more data, or pass {words['explicit']} explicitly."
     )
 
 
-def check_split_classes(y_train: np.ndarray, y: np.ndarray, classes: list | None) -> None:
+def check_split_classes(y_train: np.ndarray, y: np.ndarray, classes: list | None, words: dict = SPLIT_WORDS) -> None:
     missing = sorted(set(np.unique(y).tolist()) - set(np.unique(y_train).tolist()))
     if missing:
         names = [classes[m] if classes is not None else m for m in missing]
         raise DataError(
-            f"The validation split left {len(missing)} class(es) with no training sample: {names[:5]}. "
-            "Use a smaller val fraction, add samples of those classes, or pass val=(X_val, y_val)."
+            f"The {words['part']} split left {len(missing)} class(es) with no training sample: {names[:5]}. "
+            f"Use a smaller {words['key']}, add samples of those classes, "
+            f"or pass {words['explicit']}."
         )
 
 

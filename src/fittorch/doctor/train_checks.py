@@ -7,6 +7,7 @@ import math
 import torch
 
 from ..callbacks.base import Callback
+from ..task import has_class_labels
 from .data_checks import majority
 from .report import FAIL, PASS, SKIP, CheckResult
 
@@ -36,7 +37,7 @@ def accuracy(setup, model, src) -> float | None:
     Computed here rather than with torchmetrics, so the doctor does not pay for its import.
     """
     kind = setup.output_kind
-    if kind is None or kind.task not in ("multiclass", "binary") or src.target is None:
+    if kind is None or not has_class_labels(kind.task) or src.target is None:
         return None
     was_training = model.training
     model.eval()

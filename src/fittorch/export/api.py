@@ -130,8 +130,7 @@ def export_trainer(trainer, path, *, format: str = "onnx", example=None, preproc
     logits = bool(getattr(kind, "logits", True))
     head = {"multiclass": "softmax", "binary": "sigmoid" if logits else "probability",
             "multilabel": "multilabel" if logits else "raw"}.get(getattr(kind, "task", "regression"), "raw")
-    kind_task = getattr(kind, "task", "regression")
-    task = "classification" if kind_task in ("multiclass", "binary") else kind_task
+    task = getattr(kind, "task", "regression")  # fittorch.task's name, as a run's export writes it
     what = f"The trainer's model ({type(model).__name__})"
     fold, feature_names = sources.fold_of(preprocessing) if preprocessing is not None else (None, None)
     if isinstance(example, dict):

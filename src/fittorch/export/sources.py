@@ -16,6 +16,7 @@ import numpy as np
 
 from ..errors import CheckpointError, ConfigError
 from ..preprocess import Preprocessing
+from ..task import has_class_labels
 from .wrap import Fold
 
 # "tabular": the column-wise preprocessing (fills, scales, vocabularies) of runs with fittorch.tabular
@@ -113,18 +114,18 @@ def _from_model_folder(p: Path, meta: dict, rows, max_rows) -> RunSource:
     std = pre.get("standardize") or {}
     n = int(meta.get("n_features_in") or meta["spec"].get("in_features"))
     kind = (meta.get("output_kind") or {}).get("task")
-    prep = Preprocessing(task=meta.get("task") or ("regression" if kind == "regression" else "classification"),
+    prep = Preprocessing(task=meta.get("task") or kind or "multiclass",
                          feature_names=meta.get("feature_names") or [f"x{i}" for i in range(n)],
                          mean=pre.get("mean", std.get("mean")), scale=pre.get("scale", std.get("scale")),
                          classes=meta.get("classes"), binary_output=kind == "binary",
                          target=meta.get("target"))
-    if prep.task == "classification" and prep.classes is None:
+    if has_class_labels(prep.task) and prep.classes is None:
         prep.classes = list(range((meta.get("output_kind") or {}).get("num_classes") or 2))
     fold, names = fold_of(prep)
     if rows is not None:
         from ..data.files import read_table
 
-        X = prep.frame_to_X(read_table(rows), rows, allow=(prep.target or "y",))[:max_rows]
+        X = prep.frame_to_X(read_table(rows), rows, allow=tuple(prep.target_columns))[:max_rows]
         return RunSource(trainer, prep, raw_rows(fold, X), f"first {len(X)} of {rows}", fold, names)
     rng = np.random.default_rng(0)
     z = rng.standard_normal((max_rows, n)).astype(np.float32)
@@ -192,8 +193,8 @@ def raw_rows(fold: Fold | None, X_model: np.ndarray) -> np.ndarray:
 
 def head_of(prep: Preprocessing) -> str:
     """The outputs of ``prep.decode``: softmax or sigmoid probabilities, or the regression value."""
-    if prep.task == "regression":
-        return "regression"
+    if prep.task in ("regression", "multilabel"):  # multilabel: one sigmoid probability per label
+        return prep.task
     return "sigmoid" if prep.binary_output else "softmax"
 
 

@@ -22,7 +22,7 @@ from ..outputs import select
 class Contract:
     """What a served model takes and gives; written into the file's metadata as JSON."""
 
-    task: str  # classification | regression
+    task: str  # binary | multiclass | multilabel | regression (fittorch.task; 0.2 wrote classification)
     input_names: list[str]
     output_names: list[str]
     feature_names: list[str] | None = None
