@@ -336,3 +336,15 @@ def test_a_csv_that_is_not_utf8_is_explained(tmp_path):
     (tmp_path / "latin.csv").write_bytes("name,city\nJosé,Köln\n".encode("latin-1"))
     with pytest.raises(DataError, match=r"is not UTF-8 text \(it holds the byte b'\\xe9'.*iconv -f latin1"):
         read_table(tmp_path / "latin.csv")
+
+
+def test_a_shuffled_epoch_keeps_the_layout_of_image_batches():
+    """numpy's [N, 1, H, W] (a new axis) also reads as channels_last, which CPU convs run faster;
+    the epoch's shuffled copy keeps those strides, as a hand loop's X[perm] does."""
+    X = torch.from_numpy(np.random.default_rng(0).random((10, 8, 8), dtype=np.float32)[:, None])
+    assert X.is_contiguous(memory_format=torch.channels_last)
+    src = InMemoryData(X, torch.arange(10))
+    order = src.epoch_order(0, 0, True)
+    (x,), y = next(src.batches(4, order))
+    assert x.stride() == X[order[:4]].stride() and x.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(x, X[order[:4]]) and torch.equal(y, order[:4])

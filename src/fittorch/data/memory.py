@@ -79,7 +79,7 @@ class InMemoryData:
             )
             if nbytes <= _EPOCH_COPY_LIMIT:
                 idx = order.to(first_tensor(inputs).device)
-                inputs = map_structure(lambda t: t.index_select(0, idx), inputs)
+                inputs = map_structure(lambda t: _gather(t, idx), inputs)
                 target = None if target is None else target.index_select(0, idx)
             else:
                 gather_per_batch = True
@@ -97,6 +97,17 @@ class InMemoryData:
             else:
                 yield (map_structure(lambda t: t[i : i + batch_size], inputs),
                        None if target is None else target[i : i + batch_size])
+
+
+def _gather(t: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """The rows ``idx`` of ``t``, in the layout ``t`` has.
+
+    ``index_select`` is twice as fast as ``t[idx]`` on a [200k, 20] matrix, but it makes the
+    result row-major. ``t[idx]`` keeps the input's strides, as a hand loop's ``X[perm]`` does:
+    an [N, 1, H, W] image batch from numpy then still reads as channels_last, for which the CPU
+    conv and pooling kernels are several times faster (W4's max_pool2d: 57 vs 535 us a call).
+    """
+    return t[idx] if t.dim() > 2 else t.index_select(0, idx)
 
 
 def _tensors(inputs):
