@@ -235,6 +235,19 @@ def test_severe_imbalance_reports_the_majority_baseline(small_clf_data, mlp_fact
     assert check.evidence["majority_baseline_accuracy"] == pytest.approx(counts.max() / counts.sum())
 
 
+def test_multilabel_targets_get_a_per_label_balance_not_two_classes():
+    """[N, 3] 0/1 targets with bce_with_logits: each label's share, and a warning for a rare label."""
+    g = torch.Generator().manual_seed(0)
+    X = torch.randn(400, 6, generator=g)
+    y = torch.stack([X[:, 0] > 0, X[:, 1] > 0, X[:, 2] > 2.0], dim=1).float()  # label 2: a few %
+    report = doctor(MLP(6, [16], 3), (X, y), loss="bce_with_logits", checks=["data.balance"])
+    check = report["data.balance"]
+    assert check.title == "label balance" and check.status == "warn"
+    assert "label 2 is lopsided" in check.summary and "pos_weight" in check.fix
+    shares = check.evidence["positive_share"]
+    assert shares[2] == pytest.approx(float(y[:, 2].mean()), abs=1e-4) and 0.4 < shares[0] < 0.6
+
+
 def test_non_integer_labels_for_cross_entropy_fail_setup(ref):
     (X, y), _ = ref
     report = doctor(ref_mlp(), (X, y + 0.5))

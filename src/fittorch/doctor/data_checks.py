@@ -102,9 +102,19 @@ def check_scale(setup) -> CheckResult:
                        f"|mean| <= {ev['max_abs_mean']:.3g}", ev)
 
 
+def _indicators(setup, src):
+    """A multilabel target: [N, C > 1] of 0/1 with a bce loss (one logit per label); else None."""
+    if src is None or src.target is None or setup.loss_info is None or setup.loss_info.task != "binary":
+        return None
+    t = src.target
+    if t.ndim != 2 or t.shape[1] < 2 or not bool(((t == 0) | (t == 1)).all()):
+        return None
+    return t
+
+
 def _labels(setup, src):
     """Class labels as a 1-D long tensor, for class-index and 0/1 binary targets; else None."""
-    if src is None or src.target is None:
+    if src is None or src.target is None or _indicators(setup, src) is not None:
         return None
     t = src.target
     if setup.classification and not t.is_floating_point():
@@ -144,6 +154,9 @@ def check_balance(setup) -> CheckResult:
                                "Standardize y (fit the mean/std on train) and invert it on predictions; large "
                                "targets make the initial MSE huge and the gradients unbalanced.")
         return CheckResult("data.balance", "target scale", PASS, f"regression targets: mean {mean:.3g}, std {std:.3g}", ev)
+    labels = _indicators(setup, setup.train_raw)
+    if labels is not None:
+        return _label_balance(labels)
     base = majority(setup)
     if base is None:
         return CheckResult("data.balance", title, SKIP, "targets are not class labels")
@@ -167,6 +180,22 @@ def check_balance(setup) -> CheckResult:
         return CheckResult("data.balance", title, WARN, f"classes {_list(missing)} have no training rows; " + summary,
                            ev, "Encode the labels as 0..C-1 with no gaps (sklearn LabelEncoder).")
     return CheckResult("data.balance", title, PASS, summary, ev)
+
+
+def _label_balance(y: torch.Tensor) -> CheckResult:
+    """Multilabel: how often each label is on. A label almost never (or almost always) on is
+    the multilabel form of a severe imbalance."""
+    share = y.double().mean(0).tolist()
+    ev = {"positive_share": {i: round(p, 4) for i, p in enumerate(share)}}
+    shares = ", ".join(f"{i}: {p:.0%}" for i, p in enumerate(share))
+    summary = f"{len(share)} labels, each on in this share of the training rows: {shares}"
+    lopsided = [i for i, p in enumerate(share) if p < IMBALANCE or p > 1 - IMBALANCE]
+    if lopsided:
+        which = f"label {lopsided[0]} is" if len(lopsided) == 1 else f"labels {_list(lopsided)} are"
+        return CheckResult("data.balance", "label balance", WARN, f"{which} lopsided; " + summary,
+                           ev, "Weight the rare side (BCEWithLogitsLoss(pos_weight=negatives / positives per label)) "
+                           "and judge the model by per-label F1 (f1_macro), not subset accuracy alone.")
+    return CheckResult("data.balance", "label balance", PASS, summary, ev)
 
 
 def _row_keys(src) -> list[bytes]:
