@@ -126,7 +126,7 @@ def test_weights_trained_on_cuda_predict_the_same_on_the_cpu(small_clf_data, tmp
     torch.testing.assert_close(cpu.predict(X), t.predict(X), rtol=1e-4, atol=1e-5)
 
 
-def test_cli_fit_on_cuda_then_evaluate_and_predict(tmp_path, cli_env, fittorch_cmd):
+def test_cli_fit_on_cuda_then_evaluate(tmp_path, cli_env, fittorch_cmd):
     cfg = tmp_path / "cfg.yaml"
     cfg.write_text("name: gpu\nseed: 0\ndevice: cuda\ndata: {source: 'sklearn:iris', val_split: 0.2}\n"
                    "model: {type: mlp, hidden: [16]}\ntrain: {epochs: 30, batch_size: 16}\n")

@@ -81,6 +81,7 @@ class Step:
         self.model, self.loss_fn = model, loss_fn
         self.optimizers = dict(optimizers)
         self.optimizer = next(iter(self.optimizers.values()), None)
+        self._first = next(iter(self.optimizers), None)  # the name optimizer_step() steps by default
         self._params = {name: [p for g in opt.param_groups for p in g["params"]]
                         for name, opt in self.optimizers.items()}
         self.autocast, self.scaler = autocast, scaler
@@ -187,7 +188,7 @@ class Step:
         opt = self.optimizer if name is None else self.named(name)
         self.stepping = opt
         if self.grad_sync is not None:  # sync point: an all-reduce of this optimizer's gradients
-            self.grad_sync(self._params[name] if name is not None else self.params_of(opt))
+            self.grad_sync(self._params[self._first if name is None else name])
         if self.scaler is not None:
             self.scaler.unscale_(opt)  # so clipping sees the true gradients
             self.scale_pending = True
