@@ -166,3 +166,18 @@ def test_predict_on_a_small_csv_imports_no_pandas(trained_run, cli_env):
     (trained_run / "odd.csv").write_text("a,b,c,d\n 1,2,3,4\n")
     mods = loaded(cli(["predict", run_dir, "odd.csv"]), cli_env, cwd=trained_run)
     assert mods["pandas"]
+
+
+def test_evaluate_on_the_runs_own_split_imports_no_sklearn(trained_run, cli_env):
+    """The held-out rows come from split.safetensors (fittorch/splitrecord.py): no re-split, so no
+    scikit-learn or scipy. Without the record (a 0.2 folder) the split is made again and imports it."""
+    import shutil
+
+    run_dir = next((trained_run / "runs").iterdir())
+    mods = loaded(cli(["evaluate", str(run_dir)]), cli_env, cwd=trained_run)
+    assert mods["torch"] and not mods["sklearn"] and not mods["scipy"], mods
+    old = trained_run / "old-run"
+    shutil.copytree(run_dir, old)
+    (old / "split.safetensors").unlink()
+    mods = loaded(cli(["evaluate", str(old)]), cli_env, cwd=trained_run)
+    assert mods["sklearn"]

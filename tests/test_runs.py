@@ -257,6 +257,7 @@ def _rewrite_task(run_dir, old: str, new: str) -> None:
 
     cfg = run_dir / "config.yaml"
     cfg.write_text(cfg.read_text().replace(f"task: {old}", f"task: {new}"))
+    (run_dir / "split.safetensors").unlink(missing_ok=True)  # 0.2 recorded no split: it is made again
     for name, paths in (("run.json", [("task",)]), ("model.json", [("task",), ("preprocessing", "task")])):
         data = json.loads((run_dir / name).read_text())
         for path in paths:
@@ -301,11 +302,13 @@ def test_a_run_folder_of_0_2_naming_the_task_classification_still_works(tmp_path
     cli("fit", tmp_path / "old.yaml", "--out", tmp_path / "runs", "--quiet")
     run_dir = tmp_path / "runs" / "old"
     before = json.loads(cli("evaluate", run_dir, source, "--json"))
+    own_split = json.loads(cli("evaluate", run_dir, "--json"))  # its val rows, from split.safetensors
     cli("predict", run_dir, source, "--proba", "--output", tmp_path / "before.csv")
     _rewrite_task(run_dir, task, "classification")
 
     with pytest.warns(FutureWarning, match=f"task 'classification' is the old name; it is read as task: {task}"):
         assert json.loads(cli("evaluate", run_dir, source, "--json")) == before
+    assert json.loads(cli("evaluate", run_dir, "--json")) == own_split  # split again from the seed
     cli("predict", run_dir, source, "--proba", "--output", tmp_path / "after.csv")
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "after.csv"), pd.read_csv(tmp_path / "before.csv"))
     cli("report", run_dir)

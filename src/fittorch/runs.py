@@ -8,6 +8,7 @@
     curves.png           loss and metric curves (+ report.html with the report module)
     model.safetensors    the trained weights
     model.json           model spec + preprocessing: scaler, label classes, feature names
+    split.safetensors    which source rows are train/val/test, and the source file's SHA-256
     checkpoints/         full run state for `fittorch resume`
 
 See docs/run-directory.md.
@@ -191,6 +192,10 @@ def execute(exp, run_dir: Path, *, resume: bool = False, quiet: bool = False, lo
     info.pop("error", None)
     if main:
         write_run_json(run_dir, info)
+        if not resume:  # which rows trained, validated and tested: evaluate and report read them back
+            from . import splitrecord  # numpy: `fittorch runs` imports this module and must stay light
+
+            splitrecord.write(run_dir, cfg.data.source, exp.splits.rows)
     sizes = ", ".join(f"{k} {v}" for k, v in exp.splits.sizes.items() if v)
     unit = "labels" if exp.prep.task == "multilabel" else "classes"
     classes = f" ({len(exp.prep.classes)} {unit})" if exp.prep.task != "regression" and exp.prep.classes else ""

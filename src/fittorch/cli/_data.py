@@ -21,21 +21,16 @@ def _sklearn_frame(cfg, prep, source: str):
     return pd.DataFrame(X, columns=names), y
 
 
-def labelled_data(cfg, prep, data: str | None):
-    """(description, X, y) ready for the model: the run's own split when ``data`` is None."""
+def labelled_data(cfg, prep, data: str | None, run_dir=None):
+    """(description, X, y) ready for the model: the run's held-out rows when ``data`` is None."""
     from ..data.files import check_target_present, read_table
     from ..errors import DataError
 
     if data is None:
-        from ..experiment import prepare_data
-
-        _, splits = prepare_data(cfg)  # same seed, same split as in training
-        which = "test" if splits.test is not None else "val"
-        pair = getattr(splits, which)
-        if pair is None:
+        which = next((p for p in ("test", "val") if getattr(cfg.data, p) or getattr(cfg.data, f"{p}_split")), None)
+        if which is None:
             raise DataError("This run has no test or validation split; pass a labelled DATA file.")
-        own_file = getattr(cfg.data, which)  # data.test / data.val: a file of its own
-        return (f"data.{which} {own_file}" if own_file else f"{which} split of {cfg.data.source}"), pair[0], pair[1]
+        return held_out(cfg, prep, run_dir, which)
     if data.startswith("sklearn:"):
         df, y = _sklearn_frame(cfg, prep, data)
         return data, prep.frame_to_X(df, data), prep.encode(np.asarray(y), data)
@@ -48,6 +43,44 @@ def labelled_data(cfg, prep, data: str | None):
         check_target_present(df[target], target, data)
     y = df[targets[0]].to_numpy() if len(targets) == 1 else df[targets].to_numpy()
     return data, prep.frame_to_X(df.drop(columns=targets), data, allow=_ignored(cfg, df)), prep.encode(y, data)
+
+
+def held_out(cfg, prep, run_dir, which: str):
+    """(description, X, y) of the run's ``which`` part ("train", "val" or "test"): its own file
+    (``data.val`` / ``data.test``), else the source rows ``split.safetensors`` records, put
+    through the run's saved preprocessing. A run without the record is split again from its seed."""
+    from .. import splitrecord
+    from ..errors import DataError
+    from ..experiment import prepare_data, read_frame
+
+    own_file = getattr(cfg.data, which, None) if which != "train" else None
+    if own_file:
+        _, X, y = labelled_data(cfg, prep, own_file)
+        return f"data.{which} {own_file}", X, y
+    source = cfg.data.source
+    what = f"{which} split of {source}"
+    record = splitrecord.read(run_dir) if run_dir is not None else None
+    if record is None:  # a run of fittorch 0.2 or before: the same seed gives the same split
+        _, splits = prepare_data(cfg)
+        pair = getattr(splits, which)
+        if pair is None:
+            raise DataError(f"This run has no {which} split; pass a labelled DATA file.")
+        return what, pair[0], pair[1]
+    rows = record.rows(which)
+    if not len(rows):
+        raise DataError(f"This run has no {which} split; pass a labelled DATA file.")
+    splitrecord.check_source(record, source, doing=f"Reading its {which} split",
+                             fix="Put the original file back, or pass a labelled DATA file.")
+    if source.startswith("sklearn:"):
+        df, y = _sklearn_frame(cfg, prep, source)
+    else:
+        df, y = read_frame(source, cfg.data, f"data.source {source}")
+    if len(df) != len(record.codes):
+        raise DataError(f"data.source {source} has {len(df)} rows; the run's {splitrecord.FILE} records "
+                        f"{len(record.codes)}. Pass a labelled DATA file.")
+    name = f"data.source {source}"
+    X = prep.frame_to_X(df.iloc[rows], name, allow=_ignored(cfg, df))
+    return what, X, prep.encode(np.asarray(y)[rows], name)
 
 
 def feature_data(cfg, prep, data: str):

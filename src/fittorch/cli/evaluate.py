@@ -39,7 +39,7 @@ def run(args) -> int:
 
     run_dir = check_run_dir(args.run_dir)
     cfg, prep, trainer = load_run(run_dir, checkpoint=args.checkpoint, trust_code=args.trust_code)
-    what, X, y = labelled_data(cfg, prep, args.data)
+    what, X, y = labelled_data(cfg, prep, args.data, run_dir)
     result = trainer.evaluate((X, y), batch_size=args.batch_size)
     if args.json:
         unknown = {"unknown_categories": prep.last_unknown} if prep.last_unknown else {}

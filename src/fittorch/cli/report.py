@@ -24,6 +24,8 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
+    import sys
+
     from ..config import load_config
     from ..history import History
     from ..runs import check_run_dir, read_run_json, write_artifacts
@@ -32,14 +34,24 @@ def run(args) -> int:
     history = History.from_csv(run_dir / "metrics.csv")
     info = read_run_json(run_dir)
     finished = info.get("status", "finished") in ("finished", "stopped")
+    skipped = False  # the confusion matrix, when the validation rows cannot be read
     if finished and (run_dir / "model.safetensors").exists():
-        from ..experiment import prepare_data
+        from ..errors import DataError
         from ..runs import load_run
+        from ._data import held_out
 
-        cfg, _, trainer = load_run(run_dir, trust_code=args.trust_code)
+        cfg, prep, trainer = load_run(run_dir, trust_code=args.trust_code)
         trainer.state.history = history
-        prep, splits = prepare_data(cfg)  # the same validation split as in training (same seed)
-        if not write_artifacts(trainer, run_dir, cfg, val=splits.val, labels=prep.classes,
+        val = None
+        if cfg.data.val or cfg.data.val_split:  # the validation rows of training, for the confusion matrix
+            try:
+                _, X, y = held_out(cfg, prep, run_dir, "val")
+                val = (X, y)
+            except (DataError, FileNotFoundError) as exc:  # the data moved or changed: the rest still draws
+                skipped = True
+                print(f"note: {exc} The report is drawn without the validation split's confusion matrix.",
+                      file=sys.stderr)
+        if not write_artifacts(trainer, run_dir, cfg, val=val, labels=prep.classes,
                                total_seconds=info.get("seconds"), run=info or None):
             return 1  # the warning above says what failed; nothing is claimed as written
     else:  # interrupted, failed or died: no final model; the curves and the report from the records
@@ -52,7 +64,8 @@ def run(args) -> int:
         run.setdefault("best", _best(history, cfg.monitor))
         write_run_artifacts(None, run_dir, config=cfg.to_dict(), name=run_dir.name, run=run, history=history,
                             total_seconds=info.get("seconds"))
-    written = [n for n in ("curves.png", "confusion_matrix.png", "report.html") if (run_dir / n).exists()]
+    drawn = ("curves.png", "report.html") if skipped else ("curves.png", "confusion_matrix.png", "report.html")
+    written = [n for n in drawn if (run_dir / n).exists()]
     print(f"Wrote {', '.join(str(run_dir / n) for n in written)}")
     return 0
 

@@ -51,6 +51,7 @@ def _resume(args, run_dir) -> int:
     from ..config import load_config, save_config
     from ..errors import CheckpointError, ConfigError
     from ..experiment import build_experiment
+    from .. import splitrecord
     from ..runs import check_trusted, execute, now, read_run_json, saved_run_config, summary_line, update_run_json
 
     path = run_dir / "config.yaml"
@@ -87,7 +88,13 @@ def _resume(args, run_dir) -> int:
     if "optimizer.lr" in changes and cfg.scheduler is not None:
         raise ConfigError(f"optimizer.lr cannot change on resume while scheduler {cfg.scheduler.name!r} sets the "
                           "learning rate from its own state. Start a new run with the new lr instead.")
+    record = splitrecord.read(run_dir)
+    if record is not None:  # the rows it trained on so far: the same file, split the same way
+        splitrecord.check_source(record, cfg.data.source, doing="Resuming",
+                                 fix=f"Put the original file back, or start a new run: fittorch fit {path}")
     exp = build_experiment(cfg, run_dir, quiet=args.quiet)
+    if record is not None:
+        splitrecord.check_same_split(record, exp.splits.rows, cfg.data.source)
     exp.trainer.run_config = cfg.to_dict()
     if changes:
         for key, (old, new) in changes.items():

@@ -82,16 +82,17 @@ def _from_fit_run(p: Path, checkpoint, rows, max_rows, trust_code) -> RunSource:
         n = len(X["numeric"]) if isinstance(X, dict) else len(X)
         rows_from = f"first {min(n, max_rows)} of {rows}"
     else:
+        from ..cli._data import held_out
         from ..errors import DataError
-        from ..experiment import prepare_data
 
+        d = cfg.data
+        which = "test" if d.test or d.test_split else "val" if d.val or d.val_split else "train"
         try:
-            _, splits = prepare_data(cfg)  # same seed, same split as in training
+            _, X, _ = held_out(cfg, prep, p, which)  # the rows the run held out, through its preprocessing
         except (ConfigError, DataError) as exc:
-            raise type(exc)(f"{exc} The parity check rebuilds the run's held-out rows from its data; to check "
+            raise type(exc)(f"{exc} The parity check reads the run's held-out rows from its data; to check "
                             "on other rows, pass --rows FILE.") from None
-        which = next(k for k in ("test", "val", "train") if getattr(splits, k) is not None)
-        X, rows_from = getattr(splits, which)[0], f"the run's {which} split"
+        rows_from = f"the run's {which} split"
     if isinstance(X, dict):  # numeric values + category codes (a run with categorical columns)
         X = {k: v[:max_rows] for k, v in X.items()}
         return RunSource(trainer, prep, raw_rows(fold, X["numeric"]), rows_from, fold, names,
