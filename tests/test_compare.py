@@ -53,6 +53,25 @@ def test_compare_page_has_curves_config_diff_and_figures(two_runs, tmp_path, cap
     assert (tmp_path / "b.html").read_text().count("<td>optimizer.lr</td>") == 1
 
 
+@pytest.mark.parametrize("loss, task", [(None, "multiclass"), ("BCE_with_logits", "binary")])
+def test_a_0_2_run_naming_the_task_classification_compares_under_todays_name(two_runs, tmp_path, loss, task):
+    """0.2 wrote `task: classification`; compared with a new run it is not a difference in itself."""
+    import shutil
+
+    old, new = tmp_path / "old", tmp_path / "new"
+    shutil.copytree(two_runs[0], old)
+    shutil.copytree(two_runs[0], new)
+    for run, name in ((old, "classification"), (new, task)):
+        text = (run / "config.yaml").read_text().replace("task: null", f"task: {name}")
+        if loss:
+            text = text.replace("loss: null", f"loss: {loss}")
+        (run / "config.yaml").write_text(text)
+    assert f"task: {task}" in (new / "config.yaml").read_text()
+    assert config_diff(load_runs([old, new])) == []
+    (new / "config.yaml").write_text((new / "config.yaml").read_text().replace(f"task: {task}", "task: regression"))
+    assert ("task", task, "regression") in config_diff(load_runs([old, new]))  # a real change still shows
+
+
 def test_compare_needs_two_run_directories(two_runs, tmp_path):
     with pytest.raises(ConfigError, match="at least two"):
         compare_runs(two_runs[:1])

@@ -181,3 +181,13 @@ def test_evaluate_on_the_runs_own_split_imports_no_sklearn(trained_run, cli_env)
     (old / "split.safetensors").unlink()
     mods = loaded(cli(["evaluate", str(old)]), cli_env, cwd=trained_run)
     assert mods["sklearn"]
+
+
+def test_reading_a_config_imports_no_torch(cli_env):
+    """The loss names and the task each implies live in the torch-free fittorch.task."""
+    mods = loaded("""
+        from fittorch.config import validate
+        cfg = validate({"data": {"source": "sklearn:iris"}, "loss": "BCE_with_logits", "task": "binary"})
+        assert cfg.loss == "bce_with_logits"
+    """, cli_env)
+    assert not mods["torch"], mods

@@ -21,6 +21,7 @@ from .errors import ConfigError
 from .history import History, infer_mode
 from .report import _CSS, _fmt, _Raw, _table
 from .runs import read_run_json
+from .task import LEGACY, loss_task, upgrade_task
 
 _SKIP = ("epoch", "seconds", "lr", "grad_norm", "grad_norm_max", "skipped_steps")
 
@@ -33,6 +34,9 @@ class RunRecord:
         self.name = path.name
         self.info = read_run_json(path)
         self.config = _read_config(path / "config.yaml")
+        if self.config.get("task") == LEGACY:  # a run of fittorch 0.1/0.2: compare it under today's name
+            binary = loss_task(self.config.get("loss")) == "binary"
+            self.config["task"] = upgrade_task(LEGACY, binary=binary)
         self.history = History.from_csv(path / "metrics.csv") if (path / "metrics.csv").is_file() else History()
 
 

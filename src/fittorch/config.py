@@ -21,7 +21,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from .errors import ConfigError, did_you_mean
 from . import safeio
 from .safeio import atomic_write
-from .task import LEGACY, TASKS, LegacyTaskWarning, default_loss, task_guess, upgrade_task
+from .task import (LEGACY, LOSS_ALIASES, LOSS_TASKS, TASKS, LegacyTaskWarning, default_loss, loss_task,
+                   task_guess, upgrade_task)
 from .tuning.space import SearchConfig
 
 Task = Literal[TASKS]  # fittorch.task's one vocabulary; the legacy "classification" is read too
@@ -206,11 +207,9 @@ class Config(_Section):
     @field_validator("loss")
     @classmethod
     def _loss(cls, value: str | None) -> str | None:
-        from .losses import _ALIASES, LOSSES
-
         if value is None:
             return None
-        return _ALIASES.get(value.lower()) or _known("loss", value.lower(), LOSSES)
+        return LOSS_ALIASES.get(value.lower()) or _known("loss", value.lower(), LOSS_TASKS)
 
     @model_validator(mode="before")
     @classmethod
@@ -261,16 +260,6 @@ def upgrade_config(raw):
 
 
 _NEEDS_PROBABILITIES = {"bce": ("bce_with_logits", "sigmoid"), "nll": ("cross_entropy", "log_softmax")}
-
-
-def loss_task(loss) -> str | None:
-    """The task a loss name implies (binary, multiclass, regression), or None for no or an unknown name."""
-    if not isinstance(loss, str):
-        return None
-    from .losses import _ALIASES, LOSSES
-
-    info = LOSSES.get(_ALIASES.get(loss.lower(), loss.lower()))
-    return None if info is None else info.task
 
 
 def _known(kind: str, value: str, choices) -> str:

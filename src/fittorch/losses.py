@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from .errors import ConfigError, unknown_name
+from .task import LOSS_ALIASES, LOSS_TASKS
 
 
 @dataclass(frozen=True)
@@ -23,17 +24,13 @@ class LossInfo:
     task: str  # the task it implies (fittorch.task.TASKS); binary losses on [N, C] are multilabel
 
 
-LOSSES: dict[str, LossInfo] = {
-    "cross_entropy": LossInfo("cross_entropy", nn.CrossEntropyLoss, "class_index", "multiclass"),
-    "nll": LossInfo("nll", nn.NLLLoss, "class_index", "multiclass"),
-    "bce": LossInfo("bce", nn.BCELoss, "float", "binary"),
-    "bce_with_logits": LossInfo("bce_with_logits", nn.BCEWithLogitsLoss, "float", "binary"),
-    "mse": LossInfo("mse", nn.MSELoss, "float", "regression"),
-    "l1": LossInfo("l1", nn.L1Loss, "float", "regression"),
-    "smooth_l1": LossInfo("smooth_l1", nn.SmoothL1Loss, "float", "regression"),
-    "huber": LossInfo("huber", nn.HuberLoss, "float", "regression"),
-}
-_ALIASES = {"ce": "cross_entropy", "crossentropy": "cross_entropy", "mae": "l1", "binary_cross_entropy": "bce"}
+_FACTORIES = {"cross_entropy": (nn.CrossEntropyLoss, "class_index"), "nll": (nn.NLLLoss, "class_index"),
+              "bce": (nn.BCELoss, "float"), "bce_with_logits": (nn.BCEWithLogitsLoss, "float"),
+              "mse": (nn.MSELoss, "float"), "l1": (nn.L1Loss, "float"), "smooth_l1": (nn.SmoothL1Loss, "float"),
+              "huber": (nn.HuberLoss, "float")}
+LOSSES: dict[str, LossInfo] = {name: LossInfo(name, factory, target, LOSS_TASKS[name])
+                               for name, (factory, target) in _FACTORIES.items()}
+_ALIASES = LOSS_ALIASES
 
 
 def resolve_loss(loss) -> tuple[Callable, LossInfo | None]:

@@ -29,6 +29,10 @@ if TYPE_CHECKING:  # this module imports no torch: the config, the CLI and ONNX 
 TASKS = ("binary", "multiclass", "multilabel", "regression")
 CLASSIFICATION = ("binary", "multiclass", "multilabel")
 LABEL_TASKS = ("binary", "multiclass")  # one class label per row: encoded, stratified, decoded to names
+# the task each built-in loss implies (fittorch.losses builds its table from this one), and its aliases
+LOSS_TASKS = {"cross_entropy": "multiclass", "nll": "multiclass", "bce": "binary", "bce_with_logits": "binary",
+              "mse": "regression", "l1": "regression", "smooth_l1": "regression", "huber": "regression"}
+LOSS_ALIASES = {"ce": "cross_entropy", "crossentropy": "cross_entropy", "mae": "l1", "binary_cross_entropy": "bce"}
 LEGACY = "classification"  # fittorch 0.1/0.2's name for binary and multiclass, still read from old files
 
 
@@ -69,6 +73,13 @@ def is_classification(task: str | None) -> bool:
 def has_class_labels(task: str | None) -> bool:
     """One class label per row (binary, multiclass): labels are encoded, stratified and decoded."""
     return task in LABEL_TASKS or task == LEGACY
+
+
+def loss_task(loss) -> str | None:
+    """The task a loss name implies (binary, multiclass, regression), or None for no or an unknown name."""
+    if not isinstance(loss, str):
+        return None
+    return LOSS_TASKS.get(LOSS_ALIASES.get(loss.lower(), loss.lower()))
 
 
 def upgrade_task(task: str | None, *, binary: bool) -> str | None:
