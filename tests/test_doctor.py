@@ -246,6 +246,28 @@ def test_multilabel_targets_get_a_per_label_balance_not_two_classes():
     assert "label 2 is lopsided" in check.summary and "pos_weight" in check.fix
     shares = check.evidence["positive_share"]
     assert shares[2] == pytest.approx(float(y[:, 2].mean()), abs=1e-4) and 0.4 < shares[0] < 0.6
+    named = doctor(MLP(6, [16], 3), (X, y), loss="bce_with_logits", checks=["data.balance"],
+                   labels=["sports", "music", "art"])["data.balance"]
+    assert "label art (2) is lopsided" in named.summary and "sports (0): " in named.summary
+
+
+def test_fittorch_doctor_on_a_config_names_the_classes_and_labels(tmp_path, capsys):
+    """The CLI passes the data's own names: class labels, or the multilabel target columns."""
+    import pandas as pd
+
+    from fittorch.cli import main
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 4))
+    df = pd.DataFrame(X, columns=list("abcd"))
+    df["species"] = np.array(["adelie", "gentoo"])[(X[:, 0] > 0).astype(int)]
+    df["sports"], df["art"] = (X[:, 1] > 0).astype(int), (X[:, 2] > 1.9).astype(int)
+    df.to_csv(tmp_path / "d.csv", index=False)
+    for target, words in (("species", "2 classes (adelie (0): "), ("[sports, art]", "label art (1) is lopsided")):
+        (tmp_path / "c.yaml").write_text(f"data: {{source: d.csv, target: {target}, val_split: 0.2}}\n"
+                                         "model: {type: mlp, hidden: [8]}\n")
+        main(["doctor", str(tmp_path / "c.yaml"), "--checks", "data.balance", "--out", str(tmp_path / "doc")])
+        assert words in capsys.readouterr().out
 
 
 def test_non_integer_labels_for_cross_entropy_fail_setup(ref):

@@ -43,7 +43,7 @@ _NEEDS_DATA = ("init_loss", "grad_flow", "overfit_batch", "lr_range", "learning_
 def doctor(model, train, val=None, loss="cross_entropy", *, optimizer="adam", lr: float | None = None,
            optimizer_kwargs: dict | None = None, batch_size: int = 32, seed: int = 0, device="auto",
            standardize: bool | None = None, gradcheck: bool = False, checks=None, out: str | Path | None = None,
-           max_rows: int = 100_000) -> DoctorReport:
+           max_rows: int = 100_000, labels=None) -> DoctorReport:
     """Examine a training setup and return a :class:`DoctorReport` (pass / warn / fail per check).
 
     Args:
@@ -56,6 +56,8 @@ def doctor(model, train, val=None, loss="cross_entropy", *, optimizer="adam", lr
         checks: run only these check ids or groups (e.g. ``["data", "init_loss"]``); default all.
         out: a folder for ``lr_range.png``; None writes no file.
         max_rows: Datasets/DataLoaders are read up to this many samples.
+        labels: the names of the classes (multilabel: of the label columns), in index order, for
+            the balance check's messages; ``fittorch doctor CONFIG`` passes the data's own names.
     """
     from ..errors import DataError, DataTypeError, ModelError
     from .setup import DoctorSetup
@@ -65,7 +67,7 @@ def doctor(model, train, val=None, loss="cross_entropy", *, optimizer="adam", lr
     try:
         setup = DoctorSetup.build(model, train, val, loss=loss, optimizer=optimizer, lr=lr,
                                   optimizer_kwargs=optimizer_kwargs, batch_size=batch_size, seed=seed, device=device,
-                                  standardize=standardize, max_rows=max_rows)
+                                  standardize=standardize, max_rows=max_rows, labels=labels)
     except (DataError, DataTypeError, ModelError) as exc:
         result = CheckResult("setup", "setup", FAIL, str(exc).splitlines()[0], {"error": str(exc)},
                              "Fix the data or model as the message says; the other checks need it first.")

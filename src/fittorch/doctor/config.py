@@ -61,6 +61,7 @@ def from_config(path, overrides=()) -> dict:
         "seed": getattr(cfg, "seed", 0),
         "device": getattr(cfg, "device", "auto"),
         "standardize": getattr(getattr(cfg, "data", None), "standardize", None),
+        "labels": getattr(_get(exp, "prep", None), "classes", None),  # the class / label column names
     }
 
 

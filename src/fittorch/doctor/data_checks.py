@@ -156,7 +156,7 @@ def check_balance(setup) -> CheckResult:
         return CheckResult("data.balance", "target scale", PASS, f"regression targets: mean {mean:.3g}, std {std:.3g}", ev)
     labels = _indicators(setup, setup.train_raw)
     if labels is not None:
-        return _label_balance(labels)
+        return _label_balance(labels, _namer(setup, labels.shape[1]))
     base = majority(setup)
     if base is None:
         return CheckResult("data.balance", title, SKIP, "targets are not class labels")
@@ -165,12 +165,13 @@ def check_balance(setup) -> CheckResult:
     ratio = min(present) / max(present)
     ev = {"counts": {i: c for i, c in enumerate(counts)}, "minority_majority_ratio": ratio,
           "majority_class": base["class"], "majority_baseline_accuracy": base["accuracy"]}
-    dist = ", ".join(f"{i}: {c}" for i, c in enumerate(counts))
+    name = _namer(setup, len(counts))
+    dist = ", ".join(f"{name(i)}: {c}" for i, c in enumerate(counts))
     kind = "val" if setup.val is not None else "train"
     share = max(present) / sum(present)
-    summary = (f"{len(present)} classes ({dist}); always predicting the majority class {base['class']} "
+    summary = (f"{len(present)} classes ({dist}); always predicting the majority class {name(base['class'])} "
                f"({share:.0%} of train) scores {base['accuracy']:.3f} on {kind}")
-    missing = [i for i, c in enumerate(counts) if c == 0]
+    missing = [name(i) for i, c in enumerate(counts) if c == 0]
     if ratio < IMBALANCE:
         return CheckResult("data.balance", title, WARN, "severe imbalance: " + summary, ev,
                            f"Judge the model against the {base['accuracy']:.3f} baseline, not 0.5; weight the loss "
@@ -182,14 +183,22 @@ def check_balance(setup) -> CheckResult:
     return CheckResult("data.balance", title, PASS, summary, ev)
 
 
-def _label_balance(y: torch.Tensor) -> CheckResult:
+def _namer(setup, n: int):
+    """``i -> "name (i)"`` when the setup names its n classes or labels, else ``i -> "i"``."""
+    names = setup.labels
+    if names is None or len(names) != n:
+        return str
+    return lambda i: f"{names[i]} ({i})"
+
+
+def _label_balance(y: torch.Tensor, name=str) -> CheckResult:
     """Multilabel: how often each label is on. A label almost never (or almost always) on is
     the multilabel form of a severe imbalance."""
     share = y.double().mean(0).tolist()
     ev = {"positive_share": {i: round(p, 4) for i, p in enumerate(share)}}
-    shares = ", ".join(f"{i}: {p:.0%}" for i, p in enumerate(share))
+    shares = ", ".join(f"{name(i)}: {p:.0%}" for i, p in enumerate(share))
     summary = f"{len(share)} labels, each on in this share of the training rows: {shares}"
-    lopsided = [i for i, p in enumerate(share) if p < IMBALANCE or p > 1 - IMBALANCE]
+    lopsided = [name(i) for i, p in enumerate(share) if p < IMBALANCE or p > 1 - IMBALANCE]
     if lopsided:
         which = f"label {lopsided[0]} is" if len(lopsided) == 1 else f"labels {_list(lopsided)} are"
         return CheckResult("data.balance", "label balance", WARN, f"{which} lopsided; " + summary,

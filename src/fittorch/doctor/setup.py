@@ -38,11 +38,12 @@ class DoctorSetup:
     val: InMemoryData | None = None
     notes: list = field(default_factory=list)
     output_kind: object = None  # set by the target check when the dry forward succeeds
+    labels: list | None = None  # class (multilabel: label column) names in index order, for messages
 
     # -- construction -----------------------------------------------------------------
     @classmethod
     def build(cls, model, train, val, *, loss, optimizer, lr, optimizer_kwargs, batch_size, seed, device,
-              standardize, max_rows: int):
+              standardize, max_rows: int, labels=None):
         validation.check_model(model)
         if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
             raise ConfigError(f"batch_size={batch_size!r}; expected a positive integer such as 32.")
@@ -64,7 +65,7 @@ class DoctorSetup:
         setup = cls(model=model, loss=loss, loss_fn=loss_fn, loss_info=info, optimizer=optimizer, lr=lr,
                     optimizer_kwargs=dict(optimizer_kwargs or {}), batch_size=batch_size, seed=int(seed),
                     device=resolve_device(device), standardize=standardize, train_raw=train_src,
-                    val_raw=val_src, notes=notes)
+                    val_raw=val_src, notes=notes, labels=None if labels is None else [str(v) for v in labels])
         setup.train, setup.val = setup._scaled(train_src, val_src)
         if setup.lr is None:
             setup.lr = float(setup.trainer().optimizer.param_groups[0]["lr"])
