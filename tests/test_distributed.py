@@ -121,6 +121,22 @@ run("custom_step", (X, y), 16, step=PenaltyStep())
 #     optimizer_step averages each optimizer's gradients over the ranks).
 t = run("parts_step", (X, y), 16, val=(Xv, yv), model=TwoPart, step=PartsStep(), optimizer=TWO_OPTIMIZERS)
 results["parts_step"]["step_model"] = type(t.step.model).__name__
+# 2d. The same step calling optimizer.step() itself (skipping the average) is refused on every rank.
+from fittorch.errors import TrainingError
+
+class DirectStep(PartsStep):
+    def train_step(self, batch, window):
+        (x,), y = batch
+        loss = nn.functional.cross_entropy(self.model(x), y)
+        self.zero_grad()
+        self.backward(loss)
+        self.optimizers["head"].step()
+        return loss.detach()
+
+try:
+    run("direct_step", (X, y), 16, model=TwoPart, step=DirectStep(), optimizer=TWO_OPTIMIZERS)
+except TrainingError as exc:
+    results["direct_step_error"] = str(exc)
 # 3. A map-style Dataset: fittorch batches it and shards the same seeded permutation.
 run("dataset", torch.utils.data.TensorDataset(X, y), 16)
 # 4. A ready DataLoader gets a DistributedSampler; 201 rows is uneven (padded): no hang.
@@ -326,6 +342,14 @@ def test_a_step_calling_the_model_parts_runs_the_bare_module_in_step(ddp_run, si
     assert ranks[0]["parts_step"]["history"] == ranks[1]["parts_step"]["history"]
     ddp_val = [r["val_loss"] for r in ranks[0]["parts_step"]["history"]]
     assert ddp_val == pytest.approx([r["val_loss"] for r in single["parts_step"]["history"]], rel=1e-5)
+
+
+def test_a_custom_step_calling_optimizer_step_itself_is_refused_on_every_rank(ddp_run):
+    """It would train each rank on its own gradients; optimizer_step averages them first."""
+    _, ranks = ddp_run
+    for r in ranks:
+        assert "called optimizer 'head''s step() itself" in r["direct_step_error"]
+        assert "self.optimizer_step('head')" in r["direct_step_error"]
 
 
 def test_every_rank_has_the_same_history(ddp_run):

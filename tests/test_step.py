@@ -257,3 +257,25 @@ def test_the_loss_scale_is_updated_once_per_step_with_two_optimizers():
     assert steps > 5 and t.step.scaler is t.scaler and not t.step.scale_pending
     assert t.scaler.state_dict()["_growth_tracker"] == steps % 5
     assert t.scaler.get_scale() == 2.0**16 * 2 ** (steps // 5)
+
+
+def test_with_grad_sync_an_optimizer_stepped_around_optimizer_step_is_refused():
+    """Under DDP a custom step's optimizer_step averages the gradients (grad_sync) before it steps;
+    an optimizer.step() called directly would skip that, so its step-pre-hook refuses it. The
+    DDP case itself runs in test_distributed.py; here a recording grad_sync stands in."""
+    from fittorch.errors import TrainingError
+    from fittorch.step import Step
+
+    model = make_mlp()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    synced = []
+    step = Step().bind(model=model, loss_fn=torch.nn.functional.cross_entropy, optimizers={"main": opt},
+                       grad_sync=lambda params: synced.append(len(params)))
+    x, y = torch.randn(4, 8), torch.tensor([0, 1, 2, 0])
+    step.backward(step.compute_loss(((x,), y), model(x)))
+    assert step.optimizer_step() and synced == [4]  # through optimizer_step: averaged, then stepped
+    with pytest.raises(TrainingError, match=r"called optimizer 'main''s step\(\) itself.*optimizer_step\('main'\)"):
+        opt.step()
+    # bound again without grad_sync (one process): the hook is gone, a direct step is fine
+    step.bind(model=model, loss_fn=None, optimizers={"main": opt})
+    opt.step()

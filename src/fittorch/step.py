@@ -70,6 +70,8 @@ class Step:
     skip_step = None
     scale_pending = False  # fp16: an optimizer stepped since the last loss-scale update
     graphed = None
+    synced = None  # DDP with grad_sync: the optimizer optimizer_step() is stepping (its grads averaged)
+    _step_hooks: tuple = ()
     host = None  # what hooks receive (the Trainer)
     last_output = None  # the newest training step's output (for batch-end hooks)
 
@@ -91,6 +93,13 @@ class Step:
         self.grad_sync, self.scale_pending = grad_sync, False
         self.graphed, self.host = graphed, host
         self.stepping = self.optimizer  # the optimizer whose step is being prepared (clipping reads it)
+        for handle in self._step_hooks:
+            handle.remove()
+        self._step_hooks = ()
+        if grad_sync is not None:  # an optimizer.step() that skips optimizer_step would skip the average
+            self._step_hooks = tuple(opt.register_step_pre_hook(_synced_only(self, name))
+                                     for name, opt in self.optimizers.items()
+                                     if hasattr(opt, "register_step_pre_hook"))
         return self
 
     # -- level (b): what goes to the model ---------------------------------------------------
@@ -196,10 +205,12 @@ class Step:
             cb.on_after_backward(self.host)
         if self.skip_step is not None and self.skip_step(loss, opt):  # opt-in: one host sync
             return False
+        self.synced = opt  # (DDP) this step's gradients were averaged: its step-pre-hook lets it through
         if self.scaler is not None:
             self.scaler.step(opt)  # skips the step by itself when the fp16 gradients overflowed
         else:
             opt.step()
+        self.synced = None
         return True
 
     def update_scale(self) -> None:
@@ -242,6 +253,22 @@ class Step:
         view = copy.copy(self)
         view.model, view.no_sync = model, None
         return view
+
+
+def _synced_only(step: Step, name: str):
+    """An optimizer step-pre-hook: under DDP a custom step must step through ``optimizer_step``."""
+
+    def hook(optimizer, args, kwargs):
+        if step.synced is not optimizer:
+            from .errors import TrainingError
+
+            raise TrainingError(
+                f"{type(step).__name__}.train_step called optimizer {name!r}'s step() itself. Under DDP "
+                "each rank would then update its weights with its own gradients only, and the ranks drift "
+                f"apart. Call self.optimizer_step({name!r}) instead: it averages the gradients over the "
+                "ranks first, then unscales fp16, clips and steps.")
+
+    return hook
 
 
 def runs_model_parts(step) -> bool:
