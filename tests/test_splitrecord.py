@@ -151,6 +151,18 @@ def test_a_changed_source_is_refused_by_evaluate_resume_and_export_and_report_go
     assert read_run_json(run)["epochs"] == 3
 
 
+def test_a_moved_or_swapped_source_is_an_error_naming_it(run, tmp_path):
+    source = tmp_path / "d.csv"
+    source.rename(tmp_path / "moved.csv")
+    code, _, err = cli("evaluate", run)
+    assert code == 2 and f"data.source {source} does not exist" in err, err
+    code, out, err = cli("report", run)  # the curves and the report still draw
+    assert code == 0 and "does not exist" in err and "report.html" in out, err
+    os.mkfifo(source)  # a FIFO in its place is never opened (nothing hangs)
+    code, _, err = cli("evaluate", run)
+    assert code == 2 and "FIFO" in err, err
+
+
 def test_resume_refuses_a_split_that_differs_from_the_record(run):
     """The same file split otherwise (a changed seed or scikit-learn version) is refused too."""
     from safetensors.numpy import save
