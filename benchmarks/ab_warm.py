@@ -21,17 +21,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+from one_time import CHILD_PRELUDE  # this folder is on sys.path when a script here runs
+
 HERE = Path(__file__).resolve().parent
 
-CHILD = r"""
-import json, sys, time
-sys.path[:0] = [sys.argv[1], sys.argv[2]]
-import torch
-torch.set_num_threads(1)
-import workloads
-from impls import load
-w = workloads.get(sys.argv[4])
-mod = load(sys.argv[3])
+CHILD = CHILD_PRELUDE + r"""
 times = [mod.run(w)[0][1] for _ in range(4)]
 print(json.dumps(min(times[1:])))
 """

@@ -26,7 +26,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 
-CHILD = r"""
+# a child process: argv = BENCHMARKS_DIR SRC IMPL WORKLOAD ...; leaves `w` (the workload) and `mod` (the impl)
+CHILD_PRELUDE = r"""
 import json, sys, time
 sys.path[:0] = [sys.argv[1], sys.argv[2]]
 import torch
@@ -35,6 +36,9 @@ import workloads
 from impls import load
 w = workloads.get(sys.argv[4])
 mod = load(sys.argv[3])
+"""
+
+CHILD = CHILD_PRELUDE + r"""
 if sys.argv[5]:
     __import__(sys.argv[5])
 before = set(sys.modules)
@@ -71,8 +75,9 @@ def main() -> int:
         second = statistics.median(x["second"] for x in rows)
         one_time = statistics.median(x["first"] - x["second"] for x in rows)
         print(f"| {name} | {first:.3f} | {second:.3f} | {one_time:.3f} | {len(rows[-1]['modules'])} |")
-    own = {m for m in runs[impls[0]][-1]["modules"]} - {m for n in impls[1:] for m in runs[n][-1]["modules"]}
-    print(f"\nModules only {impls[0]}'s first call imported: {sorted(own) or 'none'}")
+    if len(impls) > 1:
+        own = {m for m in runs[impls[0]][-1]["modules"]} - {m for n in impls[1:] for m in runs[n][-1]["modules"]}
+        print(f"\nModules only {impls[0]}'s first call imported: {sorted(own) or 'none'}")
     return 0
 
 
