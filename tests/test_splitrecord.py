@@ -163,6 +163,18 @@ def test_a_moved_or_swapped_source_is_an_error_naming_it(run, tmp_path):
     assert code == 2 and "FIFO" in err, err
 
 
+def test_a_source_that_is_a_symlink_is_followed(tmp_path):
+    """The user's data file may be a link (unlike a run folder's files): fit records it, evaluate reads it."""
+    (tmp_path / "store").mkdir()
+    numeric_csv(tmp_path / "store" / "real.csv")
+    (tmp_path / "d.csv").symlink_to(tmp_path / "store" / "real.csv")
+    run_dir = fit(tmp_path, "data: {source: d.csv, target: y, ignore: [note], test_split: 0.2}\n")
+    record = splitrecord.read(run_dir)
+    assert (record.source_bytes, record.source_sha256) == splitrecord.fingerprint(tmp_path / "store" / "real.csv", "f")
+    code, out, err = cli("evaluate", run_dir, "--json")
+    assert code == 0 and json.loads(out)["rows"] == 60, err
+
+
 def test_resume_refuses_a_split_that_differs_from_the_record(run):
     """The same file split otherwise (a changed seed or scikit-learn version) is refused too."""
     from safetensors.numpy import save

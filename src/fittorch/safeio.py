@@ -186,6 +186,22 @@ def read_regular(path: str | os.PathLike, *, max_bytes: int, expected: int | Non
         os.close(fd)
 
 
+def open_data_file(path: str | os.PathLike, *, what: str = "file"):
+    """A binary file object for the user's own data file, opened first and checked after.
+
+    Unlike a run folder's files, a data file may be a symlink (it is followed). It is opened with
+    ``O_NONBLOCK`` and then ``fstat``-ed, so a FIFO or a device put at the path is never read or
+    waited on: :class:`UnsafeFile`. ``FileNotFoundError`` when it does not exist.
+    """
+    fd = os.open(path, os.O_RDONLY | _NONBLOCK | _CLOEXEC)
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        kind = "a FIFO" if stat.S_ISFIFO(mode) else "a folder" if stat.S_ISDIR(mode) else "not a regular file"
+        raise UnsafeFile(f"{what} {path} is {kind}; only regular files are read.")
+    return os.fdopen(fd, "rb")
+
+
 def read_text(path: str | os.PathLike, *, max_bytes: int, root=None, what: str = "file") -> str:
     """:func:`read_regular` decoded as UTF-8 (a decode error is an :class:`UnsafeFile`)."""
     data = read_regular(path, max_bytes=max_bytes, root=root, what=what)

@@ -48,23 +48,20 @@ class SplitRecord:
 
 
 def fingerprint(path: str | os.PathLike, what: str) -> tuple[int, str]:
-    """(size in bytes, SHA-256 hex) of a regular file, read in bounded chunks (no FIFO waits)."""
+    """(size in bytes, SHA-256 hex) of the user's data file, read in 8 MiB chunks (no FIFO waits)."""
     try:
-        real = safeio.check_regular(path, what=what)
-        fd = os.open(real, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+        f = safeio.open_data_file(path, what=what)
     except FileNotFoundError:
         raise DataError(f"{what} {path} does not exist (moved or deleted since the run was trained).") from None
     except safeio.UnsafeFile as exc:  # a FIFO, a folder, a device: never opened
         raise DataError(str(exc)) from None
     except OSError as exc:
         raise DataError(f"Cannot read {what} {path}: {exc.strerror or exc}.") from None
-    try:
+    with f:
         digest, size = hashlib.sha256(), 0
-        while chunk := os.read(fd, 8 << 20):
+        while chunk := f.read(8 << 20):
             digest.update(chunk)
             size += len(chunk)
-    finally:
-        os.close(fd)
     return size, digest.hexdigest()
 
 

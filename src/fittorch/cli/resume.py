@@ -47,11 +47,11 @@ def _resume(args, run_dir) -> int:
     import sys
     import warnings
 
+    from .. import splitrecord
     from ..changes import SAFE, ApplyChanges, check_safe, diff
     from ..config import load_config, save_config
     from ..errors import CheckpointError, ConfigError
     from ..experiment import build_experiment
-    from .. import splitrecord
     from ..runs import check_trusted, execute, now, read_run_json, saved_run_config, summary_line, update_run_json
 
     path = run_dir / "config.yaml"

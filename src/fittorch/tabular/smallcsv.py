@@ -25,10 +25,10 @@ import csv
 import io
 import os
 import re
-import stat
 
 import numpy as np
 
+from .. import safeio
 from ..data.files import SNIFF_BYTES, csv_dialect_of
 
 MAX_BYTES = 1 << 20  # larger files go to pandas, whose import is then a small part of the work
@@ -78,10 +78,9 @@ def read_cells(path):
     rows all have the header's width and whose cells hold no quote character; None for anything else."""
     if not str(path).lower().endswith(".csv"):
         return None
-    try:  # opened first, then checked: a FIFO or device swapped in is never read (O_NONBLOCK: never waited on)
-        with open(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as f:
-            info = os.fstat(f.fileno())
-            if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_BYTES:
+    try:  # a FIFO or device swapped in is never read (safeio.open_data_file): pandas then words the error
+        with safeio.open_data_file(path) as f:
+            if os.fstat(f.fileno()).st_size > MAX_BYTES:
                 return None
             data = f.read(MAX_BYTES + 1)
         if len(data) > MAX_BYTES:
