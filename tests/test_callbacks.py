@@ -183,7 +183,9 @@ def test_time_limit_stops_cleanly(small_clf_data, mlp_factory):
     assert trainer.state.stop_reason.startswith("time limit: 0.3 s reached")
     assert 0 < trainer.state.global_step and len(history) < 100_000
     assert len(history) == trainer.state.epoch  # no row for a partial epoch
-    assert trainer.state.batch_in_epoch < 25  # where a resume would continue (200 rows / 8 per batch)
+    # where a resume would continue (200 rows / 8 per batch): 25 when the limit lands on an epoch's
+    # last batch, which then gets its row at the resume (a timing edge seen once in CI)
+    assert trainer.state.batch_in_epoch <= 25
     with pytest.raises(ConfigError, match="positive duration"):
         ft.TimeLimit(0)
 
